@@ -1,0 +1,70 @@
+"""Derived training values, computed in one place: steps, warmup, evaluation cadence, schedule.
+
+Pure functions of the config and the dataset size, so they are unit-tested without training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+# Our scheduler names -> Transformers' `lr_scheduler_type`.
+HF_SCHEDULERS = {
+    "linear": "linear",
+    "cosine": "cosine",
+    "cosine_with_restarts": "cosine_with_restarts",
+    "constant_with_warmup": "constant_with_warmup",
+    "wsd": "warmup_stable_decay",
+}
+TARGET_EVALS = 12  # about a dozen evaluations per run when eval_steps is not given
+
+
+@dataclass
+class StepPlan:
+    sequences: int
+    batch_size: int
+    grad_accum: int
+    world_size: int
+    effective_batch: int
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    eval_steps: int
+    scheduler: str
+    scheduler_kwargs: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def plan_steps(train, sequences: int, world_size: int = 1) -> StepPlan:
+    """The step plan of a TrainConfig over `sequences` training sequences."""
+    effective = train.batch_size * train.grad_accum * world_size
+    micro_batches = math.ceil(sequences / (train.batch_size * world_size))
+    steps_per_epoch = max(1, math.ceil(micro_batches / train.grad_accum))
+    total = train.max_steps or max(1, math.ceil(train.epochs * steps_per_epoch))
+    warmup = int(round(train.warmup_ratio * total))
+    eval_steps = train.eval_steps or max(1, total // TARGET_EVALS)
+    kwargs: dict = {}
+    if train.scheduler == "wsd":
+        stable_end = max(warmup, int(round(train.wsd_stable_end * total)))
+        kwargs = {
+            "num_stable_steps": stable_end - warmup,
+            "num_decay_steps": total - stable_end,
+            "decay_type": "linear",
+        }
+    elif train.scheduler == "cosine_with_restarts":
+        kwargs = {"num_cycles": train.num_cycles}
+    return StepPlan(
+        sequences=sequences,
+        batch_size=train.batch_size,
+        grad_accum=train.grad_accum,
+        world_size=world_size,
+        effective_batch=effective,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total,
+        warmup_steps=warmup,
+        eval_steps=min(eval_steps, total),
+        scheduler=HF_SCHEDULERS[train.scheduler],
+        scheduler_kwargs=kwargs,
+    )

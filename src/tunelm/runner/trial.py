@@ -1,0 +1,294 @@
+"""One trial, top to bottom: load the model, attach adapters, build the data, train, keep the
+best checkpoint, score the task, and leave a directory that explains itself:
+
+    config.yaml      the fully resolved config
+    metrics.jsonl    one JSON object per logged step (train) and per evaluation (eval)
+    result.json      best/final eval loss, task metrics, stop reason, cost, throughput, memory
+    predictions.jsonl  per-example generations of the best checkpoint
+    train.log        the grep-able step lines
+    best/            the best adapter (or weights), reloadable with PEFT / Transformers
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+from ..config import Config
+from ..data import Collator, ListDataset, prepare
+from ..errors import BadInputError, TrainingError
+from ..logs import trial_log
+from ..models import attach_method, count_parameters, device_type, load_base_model, resolve_precision
+from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
+from .evaluate import evaluate_task
+from .plan import plan_steps
+
+log = logging.getLogger("tunelm.train")
+
+HF_OPTIMIZERS = {
+    "adamw_torch": "adamw_torch",
+    "adamw_8bit": "adamw_bnb_8bit",
+    "paged_adamw_8bit": "paged_adamw_8bit",
+    "paged_adamw_32bit": "paged_adamw_32bit",
+}
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _save_model(model, tokenizer, target: Path) -> None:
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+
+
+def _restore_best(model, best_dir: Path, method: str) -> None:
+    from safetensors.torch import load_file
+
+    if method == "full":
+        state = load_file(best_dir / "model.safetensors")
+        model.load_state_dict(state, strict=False)
+        return
+    from peft import set_peft_model_state_dict
+
+    set_peft_model_state_dict(model, load_file(best_dir / "adapter_model.safetensors"))
+
+
+def _peak_memory_mb(device: str) -> dict:
+    import resource
+
+    import torch
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device == "cuda":
+        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return out
+
+
+def _check_optimizer(optimizer: str, device: str) -> None:
+    if optimizer != "adamw_torch" and device != "cuda":
+        from ..errors import ConfigError
+
+        raise ConfigError(
+            f"train.optimizer {optimizer} needs bitsandbytes on a CUDA GPU; on this machine use "
+            "--set train.optimizer=adamw_torch"
+        )
+
+
+def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str):
+    from transformers import TrainingArguments
+
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(out / "hf"),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        weight_decay=t.weight_decay,
+        max_grad_norm=t.max_grad_norm,
+        max_steps=plan.total_steps,
+        lr_scheduler_type=plan.scheduler,
+        lr_scheduler_kwargs=plan.scheduler_kwargs,
+        warmup_steps=plan.warmup_steps,
+        optim=HF_OPTIMIZERS[t.optimizer],
+        logging_steps=t.logging_steps,
+        logging_nan_inf_filter=False,  # the health guard must see NaN losses
+        eval_strategy="steps",
+        eval_steps=plan.eval_steps,
+        save_strategy="no",  # BestKeeper keeps the best checkpoint, and only that one
+        report_to="none",
+        seed=t.seed,
+        data_seed=t.seed,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=device == "cpu",
+        include_num_input_tokens_seen="non_padding",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        dataloader_pin_memory=device == "cuda",
+        disable_tqdm=False,
+    )
+
+
+def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True) -> dict:
+    """Run one fine-tuning trial of `cfg` into `out_dir`; returns the result dict.
+
+    `loaded` is an optional `(base_model, tokenizer)` pair to reuse (a search worker loads the
+    base model once). Raises TrainingError (with `.result`) when the run diverged or crashed; the
+    trial directory is complete either way.
+    """
+    out = Path(out_dir)
+    created = not out.exists()
+    try:
+        return _run(cfg, out, loaded, callbacks, progress)
+    except BadInputError:
+        if created:  # bad input leaves nothing half-written behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _run(cfg: Config, out: Path, loaded, callbacks, progress) -> dict:
+    import torch
+    from transformers import Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("metrics.jsonl", "result.json", "predictions.jsonl"):
+        (out / stale).unlink(missing_ok=True)
+    (out / "config.yaml").write_text(
+        cfg.to_yaml(comments=True), encoding="utf-8"
+    )
+    started = time.time()
+    device = device_type()
+    precision = resolve_precision(cfg.model.precision, device)
+    _check_optimizer(cfg.train.optimizer, device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+    with trial_log(out / "train.log"):
+        log.info("trial %s | model %s | method %s | device %s | precision %s",
+                 out, cfg.model.name, cfg.model.method, device, precision)
+        set_seed(cfg.train.seed)
+        if loaded is None:
+            base, tokenizer = load_base_model(cfg.model, precision, device)[:2]
+        else:
+            base, tokenizer = loaded
+        data = prepare(tokenizer, cfg.data, out)
+        log.info("data | train %d sequences | eval %d | truncated %d",
+                 len(data.train), len(data.eval), data.stats["train"]["truncated"])
+
+        baseline = {}
+        if cfg.eval.baseline:
+            baseline, _ = evaluate_task(base, tokenizer, data.eval_records, cfg.data, cfg.eval,
+                                        device, precision)
+            log.info("baseline task metrics: %s", _brief(baseline))
+
+        set_seed(cfg.train.seed)  # adapters start the same whatever ran before
+        model = attach_method(base, cfg, cfg.train.gradient_checkpointing)
+        trainable, total = count_parameters(model)
+        plan = plan_steps(cfg.train, len(data.train))
+        log.info("plan | %d steps | warmup %d | eval every %d | effective batch %d | "
+                 "trainable %d of %d parameters", plan.total_steps, plan.warmup_steps,
+                 plan.eval_steps, plan.effective_batch, trainable, total)
+
+        metrics = MetricsWriter(out / "metrics.jsonl")
+        guard = HealthGuard(factor=cfg.train.divergence_factor)
+        best_dir = out / "best"
+        shutil.rmtree(best_dir, ignore_errors=True)
+        keeper = BestKeeper(
+            best_dir if cfg.train.save_best else None,
+            cfg.train.early_stopping_patience,
+            cfg.train.early_stopping_threshold,
+            save_fn=lambda d: _save_model(model, tokenizer, d),
+        )
+        trainer = Trainer(
+            model=model,
+            args=training_arguments(cfg, plan, out, precision, device),
+            train_dataset=ListDataset(data.train),
+            eval_dataset=ListDataset(data.eval),
+            data_collator=Collator(tokenizer.pad_token_id),
+            callbacks=[metrics, guard, keeper, *callbacks],
+        )
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if progress:
+            trainer.add_callback(Progress())
+
+        stop_reason = "completed"
+        error = None
+        try:
+            trainer.train()
+        except KeyboardInterrupt:
+            stop_reason = "interrupted"
+            error = KeyboardInterrupt()
+        step = trainer.state.global_step
+        if guard.reason:
+            stop_reason = guard.reason
+        elif keeper.stopped_early:
+            stop_reason = "early_stopping"
+        if error is None and not guard.reason and keeper.last_step != step:
+            trainer.evaluate()  # the final eval loss belongs to the final step
+        metrics.close()
+
+        task = {}
+        rows = []
+        best_exists = best_dir.exists()
+        if error is None and not guard.reason:
+            if best_exists:
+                _restore_best(model, best_dir, cfg.model.method)
+            task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
+                                       device, precision)
+            if rows:
+                with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
+                    for row in rows:
+                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            log.info("task metrics of the best checkpoint: %s", _brief(task))
+
+        wall = time.time() - started
+        result = {
+            "status": "ok" if error is None and not guard.reason else "failed",
+            "stop_reason": stop_reason,
+            "best_eval_loss": _clean(keeper.best_loss),
+            "best_step": keeper.best_step,
+            "final_eval_loss": _clean(keeper.last_loss),
+            "final_step": step,
+            "task_metrics": task,
+            "baseline_task_metrics": baseline,
+            "train_seconds": round(metrics.train_seconds, 2),
+            "wall_seconds": round(wall, 2),
+            "tokens_seen": metrics.tokens_seen,
+            "tokens_per_s": round(metrics.tokens_seen / metrics.train_seconds, 1)
+            if metrics.train_seconds else None,
+            **_peak_memory_mb(device),
+            "device": device,
+            "precision": precision,
+            "trainable_parameters": trainable,
+            "total_parameters": total,
+            "plan": plan.as_dict(),
+            "data": data.stats,
+            "best_checkpoint": str(best_dir.name) if best_exists else None,
+        }
+        write_json(out / "result.json", result)
+        shutil.rmtree(out / "hf", ignore_errors=True)
+        if loaded is not None and cfg.model.method != "full" and hasattr(model, "unload"):
+            model.unload()  # hand the base model back without adapters
+        log.info("result | best eval loss %s @ step %s | stop %s | %.0f s",
+                 result["best_eval_loss"], result["best_step"], stop_reason, wall)
+    if error is not None:
+        raise error
+    if guard.reason:
+        raise TrainingError(
+            f"the run stopped at step {guard.step}: {guard.reason}. The learning rate "
+            f"({cfg.train.learning_rate:g}) is the usual cause: try it 3-10x lower. "
+            f"See {out / 'metrics.jsonl'}",
+            result=result,
+        )
+    return result
+
+
+def _clean(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+def _brief(task: dict) -> str:
+    if not task:
+        return "none"
+    keys = [k for k in ("exact_match", "parse_rate") if task.get(k) is not None]
+    return ", ".join(f"{k} {task[k]:.3f}" for k in keys) or "none"
+
+
+__all__ = ["run_trial", "training_arguments"]
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
