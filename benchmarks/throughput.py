@@ -39,12 +39,30 @@ def make_config(args):
     })
 
 
+def same_batches(cfg, model, tokenizer, train, precision, device):
+    """The very batches, in the same order, that tunelm's Trainer draws (same sampler and seed),
+    so padding, and so compute per token, is identical on both sides."""
+    import tempfile
+
+    from transformers import Trainer
+
+    from tunelm.data import Collator, ListDataset
+    from tunelm.runner.plan import plan_steps
+    from tunelm.runner.trial import training_arguments
+
+    plan = plan_steps(cfg.train, len(train))
+    args = training_arguments(cfg, plan, Path(tempfile.mkdtemp()), precision, device)
+    trainer = Trainer(model=model, args=args, train_dataset=ListDataset(train),
+                      eval_dataset=ListDataset(train[:1]),
+                      data_collator=Collator(tokenizer.pad_token_id))
+    return trainer.get_train_dataloader()
+
+
 def bare_loop(cfg, base, tokenizer, train, precision: str, device: str) -> dict:
     """The loop a careful engineer writes by hand: PEFT, AdamW, the same schedule, clipping."""
     import torch
     from transformers import get_scheduler
 
-    from tunelm.data import Collator
     from tunelm.models import attach_method
     from tunelm.runner.evaluate import autocast
     from tunelm.runner.plan import plan_steps
@@ -57,15 +75,11 @@ def bare_loop(cfg, base, tokenizer, train, precision: str, device: str) -> dict:
     opt = torch.optim.AdamW(params, lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
     sched = get_scheduler("cosine", opt, num_warmup_steps=plan.warmup_steps,
                           num_training_steps=plan.total_steps)
-    collate = Collator(tokenizer.pad_token_id)
-    gen = torch.Generator().manual_seed(cfg.train.seed)
-    order = torch.randperm(len(train), generator=gen).tolist()
-    bs = cfg.train.batch_size
+    loader = same_batches(cfg, model, tokenizer, train, precision, device)
     tokens = 0
     start = time.perf_counter()
-    for step in range(plan.total_steps):
-        idx = order[(step * bs) % len(order):][:bs]
-        batch = {k: v.to(device) for k, v in collate([train[i] for i in idx]).items()}
+    for _, batch in zip(range(plan.total_steps), loader):
+        batch = {k: v.to(device) for k, v in batch.items()}
         tokens += int(batch["attention_mask"].sum())
         with autocast(device, precision):
             loss = model(**batch).loss

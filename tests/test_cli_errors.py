@@ -48,7 +48,7 @@ def test_missing_config_file(capsys, tmp_path):
 
 @pytest.mark.parametrize("content, needle", [
     ('{"messages": [\n', "train.jsonl:1: line is not valid JSON"),
-    ('{"prompt": "q"}\n', "train.jsonl:1: cannot tell the format"),
+    ('{"prompt": "q", "completion": "a"}\n{"prompt": "q"}\n', "train.jsonl:2: cannot tell the format"),
     ("", "is empty"),
 ])
 def test_malformed_data(capsys, tmp_path, content, needle):

@@ -5,7 +5,14 @@ import pytest
 
 from tunelm.config import DataConfig
 from tunelm.data import (
-    IGNORE, encode, encode_records, pack, prepare, read_records, split_records, to_messages,
+    IGNORE,
+    encode,
+    encode_records,
+    pack,
+    prepare,
+    read_records,
+    split_records,
+    to_messages,
 )
 from tunelm.errors import DataError
 from tunelm.models import tiny_tokenizer

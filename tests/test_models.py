@@ -4,8 +4,13 @@ import torch
 from tunelm.config import from_dict
 from tunelm.errors import ConfigError, ModelError
 from tunelm.models import (
-    attach_method, count_parameters, cpu_has_fast_bf16, load_base_model, resolve_precision,
-    resolve_source, tiny_tokenizer,
+    attach_method,
+    count_parameters,
+    cpu_has_fast_bf16,
+    load_base_model,
+    resolve_precision,
+    resolve_source,
+    tiny_tokenizer,
 )
 
 

@@ -1,7 +1,6 @@
 """End-to-end trials on a tiny random-weight model, on CPU, in seconds."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

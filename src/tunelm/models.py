@@ -253,6 +253,8 @@ def load_base_model(cfg, precision: str, device: str):
     from transformers import AutoModelForCausalLM
 
     source = resolve_source(cfg.name)
+    if cfg.method == "qlora":
+        _check_qlora(device)
     tok = load_tokenizer(source, cfg.trust_remote_code, cfg.revision)
     if source.kind == "tiny":
         model = tiny_model(source.tiny_spec, len(tok), tok.eos_token_id, tok.pad_token_id)
@@ -277,7 +279,7 @@ def load_base_model(cfg, precision: str, device: str):
     return model, tok, source
 
 
-def _qlora_kwargs(compute_dtype, device: str) -> dict:
+def _check_qlora(device: str) -> None:
     if device != "cuda":
         raise ConfigError(
             "model.method qlora needs a CUDA GPU (4-bit NF4 through bitsandbytes); this machine "
@@ -285,6 +287,10 @@ def _qlora_kwargs(compute_dtype, device: str) -> dict:
         )
     if importlib.util.find_spec("bitsandbytes") is None:
         raise ConfigError("model.method qlora needs bitsandbytes: pip install bitsandbytes")
+
+
+def _qlora_kwargs(compute_dtype, device: str) -> dict:
+    _check_qlora(device)
     from transformers import BitsAndBytesConfig
 
     return {

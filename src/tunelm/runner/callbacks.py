@@ -182,3 +182,6 @@ class Progress(ProgressCallback):
         if getattr(self, "_eval", None):
             shown["eval"] = self._eval
         self.training_bar.set_postfix(shown, refresh=False)
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kw):
+        pass  # evaluations are short; the eval loss shows in the bar's postfix

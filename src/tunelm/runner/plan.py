@@ -47,12 +47,9 @@ def plan_steps(train, sequences: int, world_size: int = 1) -> StepPlan:
     eval_steps = train.eval_steps or max(1, total // TARGET_EVALS)
     kwargs: dict = {}
     if train.scheduler == "wsd":
+        # warmup, then stable until wsd_stable_end, then linear decay to 0 over the rest
         stable_end = max(warmup, int(round(train.wsd_stable_end * total)))
-        kwargs = {
-            "num_stable_steps": stable_end - warmup,
-            "num_decay_steps": total - stable_end,
-            "decay_type": "linear",
-        }
+        kwargs = {"num_decay_steps": total - stable_end, "decay_type": "linear"}
     elif train.scheduler == "cosine_with_restarts":
         kwargs = {"num_cycles": train.num_cycles}
     return StepPlan(

@@ -23,7 +23,13 @@ from ..config import Config
 from ..data import Collator, ListDataset, prepare
 from ..errors import BadInputError, TrainingError
 from ..logs import trial_log
-from ..models import attach_method, count_parameters, device_type, load_base_model, resolve_precision
+from ..models import (
+    attach_method,
+    count_parameters,
+    device_type,
+    load_base_model,
+    resolve_precision,
+)
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .evaluate import evaluate_task
 from .plan import plan_steps
