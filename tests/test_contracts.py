@@ -50,3 +50,16 @@ def test_cli_writes_dataset(tmp_path, capsys):
     assert len(lines) == 7
     assert len((tmp_path / "eval.jsonl").read_text().splitlines()) == 3
     assert main(["data", "contracts", "--train", "0", "--out", str(tmp_path)]) == 2
+
+
+def test_docstrings_task_is_natural_text_with_a_stable_split(tmp_path):
+    from tunelm.tasks import docstrings
+
+    paths = docstrings.write_dataset(tmp_path, train=50, eval=10, seed=0)
+    train = [json.loads(x)["text"] for x in open(paths["train"])]
+    evals = [json.loads(x)["text"] for x in open(paths["eval"])]
+    assert len(train) == 50 and len(evals) == 10
+    assert not set(train) & set(evals)
+    again = docstrings.write_dataset(tmp_path / "again", train=50, eval=10, seed=0)
+    assert [json.loads(x)["text"] for x in open(again["eval"])] == evals
+    assert all(200 <= len(t) <= 1500 for t in train + evals)

@@ -91,6 +91,129 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_recommend(args) -> int:
+    from .recommend import RENDERERS, Request, measure_throughput, recommend
+
+    req = Request(
+        model=args.model, data=args.data, examples=args.examples, avg_tokens=args.avg_tokens,
+        method=args.method, gpus=args.gpus, gpu_memory=args.gpu_memory,
+        task_type=args.task_type, alpha=args.alpha, rank=args.rank, use_rslora=args.rslora,
+        effective_batch=args.batch,
+    )
+    rec = recommend(req)
+    if args.measure:
+        req.throughput = measure_throughput(rec.config())
+        rec = recommend(req)
+    text = RENDERERS[args.format](rec)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+        print(f"written to {out}", file=sys.stderr)
+    else:
+        print(text, end="")
+    return 0
+
+
+def _search_config(args):
+    """(config or None, study directory). A directory continues its study with the stored
+    config; budget flags (--trials, --budget-hours, ...) still apply to it."""
+    from .config import apply_overrides, from_dict, load_config, parse_overrides
+
+    target = Path(args.config)
+    flags = [f"search.{k}={v}" for k, v in (
+        ("strategy", args.strategy), ("trials", args.trials), ("budget_hours", args.budget_hours),
+        ("timeout_minutes", args.timeout), ("pruner", args.pruner)) if v is not None]
+    if target.is_dir():
+        if args.overrides or args.strategy:
+            from .errors import ConfigError
+
+            raise ConfigError("a study directory keeps its config and strategy: --set and "
+                              "--strategy apply to a new study (give a CONFIG file)")
+        if not flags:
+            return None, target
+        from .search import open_study
+
+        _, stored = open_study(None, target, args.storage, args.study)
+        return from_dict(apply_overrides(stored.to_dict(), parse_overrides(flags))), target
+    cfg = load_config(target, args.overrides + flags)
+    return cfg, Path(args.out) if args.out else Path("runs") / (args.study or target.stem)
+
+
+def cmd_search(args) -> int:
+    from .search import describe, run_search
+
+    cfg, out = _search_config(args)
+    if args.dry_run:
+        return _dry_run(cfg, out)
+    result = run_search(cfg, out, storage=args.storage, study_name=args.study,
+                        progress=not args.quiet, on_trial=_trial_line)
+    print(describe(result))
+    return 0
+
+
+def _dry_run(cfg, out) -> int:
+    from .search import default_space, parse_space
+    from .search.space import grid
+
+    if cfg is None:
+        from .search import open_study
+
+        _, cfg = open_study(None, out)
+    dims = parse_space(cfg.search.space or default_space(cfg))
+    print(f"strategy {cfg.search.strategy}, pruner {cfg.search.pruner}, objective "
+          f"{cfg.search.objective}; budget: trials {cfg.search.trials}, device-hours "
+          f"{cfg.search.budget_hours}, minutes {cfg.search.timeout_minutes}")
+    for d in dims:
+        what = (f"one of {list(d.choices)}" if d.kind == "categorical" else
+                f"{'log-uniform' if d.log else 'uniform'} {d.low:g} .. {d.high:g}")
+        print(f"  {d.name:<28} {what}")
+    if cfg.search.strategy == "grid":
+        sizes = [len(v) for v in grid(dims, cfg.search.grid_points).values()]
+        total = 1
+        for n in sizes:
+            total *= n
+        print(f"grid: {total} configurations")
+    if cfg.search.strategy == "protocol":
+        print("plan: 3 learning rates on 20% of the steps, rank r vs 2r on 20%, warmup 0.05 vs "
+              "0.1 on 20% if the loss was spiky, then the final run: 1.8 to 2.2 full runs")
+    return 0
+
+
+def _trial_line(study, trial) -> None:
+    import json as _json
+
+    value = "" if trial.value is None else f" value {trial.value:.4f}"
+    best = ""
+    try:
+        best = f" | best {study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        pass
+    cost = trial.user_attrs.get("cost_seconds")
+    log.info("trial %d %s%s | %s | %s s%s", trial.number, trial.state.name, value,
+             _json.dumps(trial.user_attrs.get("params", trial.params)),
+             cost, best)
+
+
+def cmd_worker(args) -> int:
+    from .search import describe, run_search
+
+    out = Path(args.out) if args.out else Path("runs") / args.study
+    result = run_search(None, out, storage=args.storage, study_name=args.study,
+                        progress=not args.quiet, on_trial=_trial_line, worker=True)
+    print(describe(result))
+    return 0
+
+
+def cmd_best(args) -> int:
+    from .search import best_config
+
+    print(best_config(args.study, args.name).to_yaml(), end="")
+    return 0
+
+
 def cmd_data_contracts(args) -> int:
     from .tasks.contracts import write_dataset
 
@@ -145,6 +268,76 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--print", action="store_true", help="print the resolved config")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser(
+        "recommend", help="a starting config with the reason and source of every value",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("""
+            tunelm recommend --model meta-llama/Llama-3.1-8B-Instruct --data train.jsonl --gpu-memory 80
+            tunelm recommend --model Qwen/Qwen3-8B --examples 20000 --avg-tokens 600 --gpus 8
+            tunelm recommend --model smollm2-135m --format yaml --out my.yaml && tunelm train my.yaml
+            tunelm recommend --model ./my-model --data train.jsonl --alpha 64 --format json
+        """),
+    )
+    p.add_argument("--model", required=True,
+                   help="hub id (built-in table works offline), local directory, .gguf, smollm2-135m")
+    p.add_argument("--data", help="training data (JSONL/CSV file or directory) to size the run from")
+    p.add_argument("--examples", type=int, help="number of examples, when there is no --data yet")
+    p.add_argument("--avg-tokens", type=float, help="average tokens per example, with --examples")
+    p.add_argument("--method", default="lora", help="lora | qlora | full (default lora)")
+    p.add_argument("--gpus", type=int, help="GPUs (0: CPU; default: the ones this machine has)")
+    p.add_argument("--gpu-memory", type=float, help="GiB per GPU (default: detected)")
+    p.add_argument("--task-type", default="instruction",
+                   help="instruction | classification | code | style (default instruction)")
+    p.add_argument("--alpha", type=float, help="your LoRA alpha; the rate is rescaled by 32/alpha")
+    p.add_argument("--rank", type=int, help="your LoRA rank")
+    p.add_argument("--rslora", action="store_true", help="rank-stabilised scaling alpha/sqrt(r)")
+    p.add_argument("--batch", type=int, help="your effective batch (square-root rule on the rate)")
+    p.add_argument("--measure", action="store_true",
+                   help="measure throughput with a few real steps for the budget")
+    p.add_argument("--format", default="text", choices=["text", "yaml", "json"])
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_recommend)
+
+    p = sub.add_parser(
+        "search", help="a budgeted, resumable hyperparameter search",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("""
+            tunelm search presets/tiny.yaml --strategy random --trials 6
+            tunelm search my.yaml --strategy protocol --budget-hours 20 --out runs/contracts
+            tunelm search runs/contracts              # continue a study with its stored config
+            tunelm search my.yaml --storage postgresql://user:pw@host/db --study contracts
+            tunelm search my.yaml --dry-run           # the space, the plan, the budget
+        """),
+    )
+    _add_config_args(p)
+    p.add_argument("--strategy", help="grid | random | tpe | protocol")
+    p.add_argument("--trials", type=int, help="total trials of the study")
+    p.add_argument("--budget-hours", type=float, help="total device-hours of the study")
+    p.add_argument("--timeout", type=float, help="wall-clock minutes for this session")
+    p.add_argument("--pruner", help="none | median | successive_halving | hyperband")
+    p.add_argument("--storage", help="SQLAlchemy URL (default: SQLite in the study directory)")
+    p.add_argument("--study", help="study name (default: the directory name)")
+    p.add_argument("--out", help="study directory (default: runs/<study>)")
+    p.add_argument("--dry-run", action="store_true", help="print the space, plan and budget")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "worker", help="join a study from another process or machine",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_examples("""
+            tunelm worker --storage postgresql://user:pw@host/db --study contracts
+        """),
+    )
+    p.add_argument("--storage", required=True, help="the study's SQLAlchemy URL")
+    p.add_argument("--study", required=True, help="the study name")
+    p.add_argument("--out", help="where this worker writes trial directories")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("best", help="the best config of a study, as YAML for tunelm train")
+    p.add_argument("study", help="study directory, or a storage URL with --name")
+    p.add_argument("--name", help="study name (with a storage URL)")
+    p.set_defaults(func=cmd_best)
 
     p = sub.add_parser("data", help="built-in datasets")
     data_sub = p.add_subparsers(dest="dataset", metavar="DATASET", parser_class=_Parser, required=True)

@@ -30,7 +30,10 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 DATA_FORMATS = ("auto", "messages", "prompt_completion", "text")
 TASK_METRICS = ("auto", "json", "exact", "none")
-BUILTIN_TASKS = ("contracts",)
+BUILTIN_TASKS = ("contracts", "docstrings")
+STRATEGIES = ("grid", "random", "tpe", "protocol")
+PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
+OBJECTIVES = ("eval_loss", "exact_match")
 
 
 def _f(default: Any, help: str, **kw):
@@ -74,7 +77,8 @@ class DataConfig:
     )
     eval: str | None = _f(None, "eval data; when empty, a seeded split of the training data")
     task: str | None = _f(
-        None, "built-in task that generates the data when `train` is empty: contracts"
+        None, "built-in task that writes the data when `train` is empty: contracts (JSON "
+        "extraction) or docstrings (natural text from Python's standard library)"
     )
     task_train_size: int = _f(800, "examples the built-in task generates for training")
     task_eval_size: int = _f(60, "examples the built-in task generates for evaluation")
@@ -136,7 +140,17 @@ class EvalConfig:
 
 @dataclass
 class SearchConfig:
-    space: dict = _f({}, "search space; filled by `tunelm search` (see its docs)")
+    space: dict = _f({}, "search space: {config.path: {type: float|int|categorical, low, high, "
+                         "log, choices, when}}; empty: around this config's own values")
+    strategy: str = _f("tpe", "grid | random | tpe | protocol")
+    trials: int | None = _f(12, "total trials of the study (a resumed study counts the finished)")
+    budget_hours: float | None = _f(None, "total device-hours (trial time x devices) of the study")
+    timeout_minutes: float | None = _f(None, "wall-clock limit of this search session")
+    pruner: str = _f("hyperband", "none | median | successive_halving | hyperband (on eval steps)")
+    objective: str = _f("eval_loss", "eval_loss (best of the run, minimised) | exact_match (maximised)")
+    grid_points: int = _f(3, "grid: values per numeric dimension")
+    keep_top: int = _f(1, "keep the best adapters of this many trials, delete the others")
+    seed: int = _f(0, "sampler seed")
 
 
 @dataclass
@@ -211,38 +225,29 @@ def _coerce(path: str, value: Any, tp: Any, problems: list[str]) -> Any:
         problems.append(f"{path} must be true or false, got {value!r}")
         return value
     if tp is int:
-        if isinstance(value, bool):
-            problems.append(f"{path} must be an integer, got {value!r}")
-            return value
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value)
-            except ValueError:
-                pass
-        problems.append(f"{path} must be an integer, got {value!r}")
-        return value
+        return _number(path, value, int, "an integer", problems)
     if tp is float:
-        if isinstance(value, bool):
-            problems.append(f"{path} must be a number, got {value!r}")
-            return value
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):  # PyYAML reads "3e-4" as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        problems.append(f"{path} must be a number, got {value!r}")
-        return value
+        return _number(path, value, float, "a number", problems)
     if tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
         problems.append(f"{path} must be a string, got {value!r}")
         return value
+    return value
+
+
+def _number(path: str, value: Any, cast, what: str, problems: list[str]) -> Any:
+    """An int or float field: numbers (whole ones for int) and numeric strings are accepted;
+    PyYAML reads "3e-4" as a string, so strings matter."""
+    if not isinstance(value, bool):
+        if isinstance(value, (int, float)) and (cast is float or float(value).is_integer()):
+            return cast(value)
+        if isinstance(value, str):
+            try:
+                return cast(value)
+            except ValueError:
+                pass
+    problems.append(f"{path} must be {what}, got {value!r}")
     return value
 
 
@@ -358,6 +363,19 @@ def validate(cfg: Config) -> list[str]:
         _check(p, t.divergence_factor > 1,
                f"train.divergence_factor must be > 1 (or 0 to disable), got {t.divergence_factor!r}")
     choice("train.optimizer", t.optimizer, OPTIMIZERS)
+
+    se = cfg.search
+    choice("search.strategy", se.strategy, STRATEGIES)
+    choice("search.pruner", se.pruner, PRUNER_NAMES)
+    choice("search.objective", se.objective, OBJECTIVES)
+    positive("search.trials", se.trials, allow_none=True)
+    positive("search.budget_hours", se.budget_hours, allow_none=True)
+    positive("search.timeout_minutes", se.timeout_minutes, allow_none=True)
+    positive("search.grid_points", se.grid_points)
+    positive("search.keep_top", se.keep_top)
+    if se.objective == "exact_match":
+        _check(p, e.metric != "none", "search.objective exact_match needs a task metric: set "
+               "eval.metric to json or exact")
 
     choice("eval.metric", e.metric, TASK_METRICS)
     positive("eval.max_examples", e.max_examples, allow_zero=True)

@@ -310,9 +310,10 @@ def resolve_paths(cfg, work_dir: Path) -> tuple[str, str | None]:
     """The train/eval files; a built-in task writes its files under `work_dir` first."""
     if cfg.train is not None:
         return cfg.train, cfg.eval
-    from .tasks import contracts
+    from .tasks import contracts, docstrings
 
-    paths = contracts.write_dataset(
+    task = {"contracts": contracts, "docstrings": docstrings}[cfg.task]
+    paths = task.write_dataset(
         work_dir / "data", cfg.task_train_size, cfg.task_eval_size, seed=cfg.seed
     )
     return paths["train"], cfg.eval or paths["eval"]

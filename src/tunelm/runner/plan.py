@@ -37,14 +37,21 @@ class StepPlan:
         return dict(self.__dict__)
 
 
-def plan_steps(train, sequences: int, world_size: int = 1) -> StepPlan:
-    """The step plan of a TrainConfig over `sequences` training sequences."""
+def plan_steps(train, sequences: int, world_size: int = 1, fraction: float = 1.0) -> StepPlan:
+    """The step plan of a TrainConfig over `sequences` training sequences.
+
+    `fraction` < 1 runs only that share of the planned steps (a search's low-fidelity probe);
+    the schedule is laid over the shortened run, as it would be for a short run of its own.
+    """
     effective = train.batch_size * train.grad_accum * world_size
     micro_batches = math.ceil(sequences / (train.batch_size * world_size))
     steps_per_epoch = max(1, math.ceil(micro_batches / train.grad_accum))
     total = train.max_steps or max(1, math.ceil(train.epochs * steps_per_epoch))
+    total = max(1, math.ceil(total * fraction))
     warmup = int(round(train.warmup_ratio * total))
     eval_steps = train.eval_steps or max(1, total // TARGET_EVALS)
+    if fraction < 1:
+        eval_steps = max(1, math.ceil(eval_steps * fraction))
     kwargs: dict = {}
     if train.scheduler == "wsd":
         # warmup, then stable until wsd_stable_end, then linear decay to 0 over the rest

@@ -129,24 +129,26 @@ def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str
     )
 
 
-def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True) -> dict:
+def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True,
+              fraction: float = 1.0) -> dict:
     """Run one fine-tuning trial of `cfg` into `out_dir`; returns the result dict.
 
     `loaded` is an optional `(base_model, tokenizer)` pair to reuse (a search worker loads the
-    base model once). Raises TrainingError (with `.result`) when the run diverged or crashed; the
-    trial directory is complete either way.
+    base model once). `fraction` < 1 runs that share of the planned steps (a probe). Raises
+    TrainingError (with `.result`) when the run diverged or crashed; the trial directory is
+    complete either way.
     """
     out = Path(out_dir)
     created = not out.exists()
     try:
-        return _run(cfg, out, loaded, callbacks, progress)
+        return _run(cfg, out, loaded, callbacks, progress, fraction)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
-def _run(cfg: Config, out: Path, loaded, callbacks, progress) -> dict:
+def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction) -> dict:
     import torch
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -185,7 +187,7 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress) -> dict:
         set_seed(cfg.train.seed)  # adapters start the same whatever ran before
         model = attach_method(base, cfg, cfg.train.gradient_checkpointing)
         trainable, total = count_parameters(model)
-        plan = plan_steps(cfg.train, len(data.train))
+        plan = plan_steps(cfg.train, len(data.train), fraction=fraction)
         log.info("plan | %d steps | warmup %d | eval every %d | effective batch %d | "
                  "trainable %d of %d parameters", plan.total_steps, plan.warmup_steps,
                  plan.eval_steps, plan.effective_batch, trainable, total)

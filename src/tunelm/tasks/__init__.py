@@ -1,5 +1,5 @@
 """Built-in tasks and task metrics."""
 
-from . import contracts, metrics
+from . import contracts, docstrings, metrics
 
-__all__ = ["contracts", "metrics"]
+__all__ = ["contracts", "docstrings", "metrics"]

@@ -1,0 +1,173 @@
+"""Execution: one Optuna trial = one real fine-tuning run, in the study directory.
+
+The base model is loaded once per worker and reused: each trial attaches fresh adapters and
+removes them afterwards, so the base weights are untouched (full fine-tuning restores them from a
+copy). Out of memory is not a failure of the configuration: the trial is retried with half the
+per-device batch and twice the accumulation, so the effective batch and the learning rate stay what
+the sampler chose.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import optuna
+from transformers import TrainerCallback
+
+from ..config import Config
+from ..errors import TrainingError
+from ..runner import run_trial
+from .budget import COST_ATTR
+from .space import Dimension, apply, suggest
+
+log = logging.getLogger("tunelm.search")
+
+
+class OptunaReporter(TrainerCallback):
+    """Reports every eval loss to the trial at its step; stops training when the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+        self.pruned_at: int | None = None
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        loss = (metrics or {}).get("eval_loss")
+        if loss is None:
+            return
+        self.trial.report(float(loss) if math.isfinite(loss) else float("inf"), state.global_step)
+        if self.trial.should_prune():
+            self.pruned_at = state.global_step
+            control.should_training_stop = True
+
+
+def is_oom(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class TrialRunner:
+    """Runs trials of a study on one worker; `__call__(trial)` is an Optuna objective."""
+
+    def __init__(self, base: Config, dims: list[Dimension], study_dir: Path, objective: str,
+                 extra_callbacks=(), progress: bool = False):
+        self.base = base
+        self.dims = dims
+        self.study_dir = Path(study_dir)
+        self.objective = objective
+        self.extra_callbacks = list(extra_callbacks)
+        self.progress = progress
+        self._loaded = None
+        self._full_state = None
+
+    def _model(self, cfg: Config):
+        """The base model and tokenizer, loaded on the first trial and kept."""
+        if self._loaded is None:
+            from ..models import device_type, load_base_model, resolve_precision
+
+            device = device_type()
+            model, tok, _ = load_base_model(cfg.model, resolve_precision(cfg.model.precision,
+                                                                         device), device)
+            self._loaded = (model, tok)
+            if cfg.model.method == "full":  # full fine-tuning changes the weights: keep a copy
+                self._full_state = {k: v.detach().cpu().clone()
+                                    for k, v in model.state_dict().items()}
+        elif self._full_state is not None:
+            self._loaded[0].load_state_dict(self._full_state)
+        return self._loaded
+
+    def params_for(self, trial: optuna.Trial) -> dict:
+        params = suggest(trial, self.dims, trial.user_attrs.get("fixed"))
+        trial.set_user_attr("params", params)
+        return params
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        params = self.params_for(trial)
+        fraction = float(trial.user_attrs.get("fraction", 1.0))
+        cfg = apply(self.base, params)
+        out = self.study_dir / "trials" / f"{trial.number:04d}"
+        trial.set_user_attr("trial_dir", str(out))
+        started = time.time()
+        reporter = OptunaReporter(trial)
+        oom_retries = []
+        while True:
+            try:
+                result = run_trial(cfg, out, loaded=self._model(cfg), progress=self.progress,
+                                   callbacks=[reporter, *self.extra_callbacks],
+                                   fraction=fraction)
+                break
+            except TrainingError as exc:  # diverged or NaN: a bad configuration, pruned
+                self._record(trial, exc.result or {}, started, oom_retries)
+                trial.set_user_attr("prune_reason", exc.result.get("stop_reason") if exc.result
+                                    else str(exc))
+                raise optuna.TrialPruned(str(exc)) from None
+            except Exception as exc:
+                if not is_oom(exc) or cfg.train.batch_size == 1:
+                    raise
+                self._free_memory()
+                bs, acc = cfg.train.batch_size // 2, cfg.train.grad_accum * 2
+                oom_retries.append({"batch_size": bs, "grad_accum": acc})
+                log.warning("trial %d: out of memory at batch %d; retrying with batch %d x "
+                            "accumulation %d (same effective batch)", trial.number,
+                            cfg.train.batch_size, bs, acc)
+                cfg = apply(cfg, {"train.batch_size": bs, "train.grad_accum": acc})
+        self._record(trial, result, started, oom_retries)
+        if reporter.pruned_at is not None:
+            trial.set_user_attr("prune_reason", f"pruned at step {reporter.pruned_at} by the "
+                                "pruner (eval loss behind the other trials at that step)")
+            raise optuna.TrialPruned(f"pruned at step {reporter.pruned_at}")
+        return self.value_of(result)
+
+    def value_of(self, result: dict) -> float:
+        if self.objective == "exact_match":
+            return float((result.get("task_metrics") or {}).get("exact_match") or 0.0)
+        loss = result.get("best_eval_loss")
+        return float(loss) if loss is not None else float("inf")
+
+    def _record(self, trial, result: dict, started: float, oom_retries: list) -> None:
+        devices = max(1, _device_count())
+        trial.set_user_attr(COST_ATTR, round((time.time() - started) * devices, 2))
+        for key in ("best_eval_loss", "best_step", "final_eval_loss", "final_step",
+                    "stop_reason", "tokens_per_s", "train_seconds"):
+            if key in result:
+                trial.set_user_attr(key, result[key])
+        curve = _train_curve(trial.user_attrs.get("trial_dir"))
+        if curve:
+            trial.set_user_attr("train_curve", curve)
+        task = result.get("task_metrics") or {}
+        if "exact_match" in task:
+            trial.set_user_attr("exact_match", task["exact_match"])
+        if oom_retries:
+            trial.set_user_attr("oom_retries", oom_retries)
+
+    def _free_memory(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _train_curve(trial_dir: str | None, points: int = 200) -> list:
+    """(step, train loss) pairs of a trial, at most `points` of them, for the strategies."""
+    import json
+
+    if not trial_dir or not (Path(trial_dir) / "metrics.jsonl").exists():
+        return []
+    rows = [json.loads(x) for x in (Path(trial_dir) / "metrics.jsonl").read_text().splitlines()]
+    pairs = [[r["step"], r["train_loss"]] for r in rows if r.get("train_loss") is not None]
+    stride = max(1, len(pairs) // points)
+    return pairs[::stride]
+
+
+def _device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0

@@ -1,0 +1,163 @@
+"""The search space: parsed from the config's `search.space` (what `tunelm recommend` writes),
+sampled through an Optuna trial, and applied back onto a Config for one trial.
+
+    search:
+      space:
+        train.learning_rate: {type: float, low: 1.3e-4, high: 1.3e-2, log: true}
+        lora.r: {type: categorical, choices: [8, 16, 32]}
+        train.wsd_stable_end: {type: float, low: 0.6, high: 0.9, when: {train.scheduler: wsd}}
+
+LoRA alpha is not a dimension: the update grows with alpha x learning rate, so the two are one
+knob; the learning rate carries it and alpha stays at its configured value.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config, field_help, from_dict
+from ..errors import ConfigError
+
+KINDS = ("float", "int", "categorical")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str  # a config path such as train.learning_rate
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: tuple = ()
+    when: dict = field(default_factory=dict)  # condition on other dimensions' values
+
+    def active(self, params: dict) -> bool:
+        return all(params.get(k) == v for k, v in self.when.items())
+
+    def contains(self, value) -> bool:
+        if self.kind == "categorical":
+            return value in self.choices
+        return isinstance(value, (int, float)) and self.low <= value <= self.high
+
+
+def parse_space(space: dict) -> list[Dimension]:
+    """Dimensions of a `search.space` mapping; every problem is reported at once."""
+    known = field_help()
+    problems: list[str] = []
+    dims: list[Dimension] = []
+    for name, spec in (space or {}).items():
+        where = f"search.space.{name}"
+        if name == "lora.alpha":
+            problems.append(
+                f"{where}: alpha and the learning rate are one knob (the update grows with "
+                "alpha x rate); search train.learning_rate and keep lora.alpha fixed"
+            )
+            continue
+        if name not in known:
+            problems.append(f"{where}: {name!r} is not a config field (e.g. train.learning_rate)")
+            continue
+        if not isinstance(spec, dict) or spec.get("type") not in KINDS:
+            problems.append(f"{where} must be a mapping with type one of {', '.join(KINDS)}, "
+                            f"got {spec!r}")
+            continue
+        when = spec.get("when") or {}
+        if spec["type"] == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                problems.append(f"{where}.choices must be a non-empty list, got {choices!r}")
+                continue
+            dims.append(Dimension(name, "categorical", choices=tuple(choices), when=when))
+            continue
+        low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            problems.append(f"{where} needs numeric low and high, got {low!r} and {high!r}")
+            continue
+        if low >= high:
+            problems.append(f"{where}: low must be < high, got {low} and {high}")
+            continue
+        if log and low <= 0:
+            problems.append(f"{where}: a log scale needs low > 0, got {low}")
+            continue
+        dims.append(Dimension(name, spec["type"], float(low), float(high), log, when=when))
+    names = {d.name for d in dims}
+    for d in dims:
+        for k in d.when:
+            if k not in names:
+                problems.append(f"search.space.{d.name}.when names {k!r}, which is not a dimension")
+    if problems:
+        raise ConfigError(problems)
+    return dims
+
+
+def suggest_one(trial, d: Dimension):
+    if d.kind == "categorical":
+        return trial.suggest_categorical(d.name, list(d.choices))
+    if d.kind == "int":
+        return trial.suggest_int(d.name, int(d.low), int(d.high), log=d.log)
+    return trial.suggest_float(d.name, d.low, d.high, log=d.log)
+
+
+def suggest(trial, dims: list[Dimension], fixed: dict | None = None) -> dict:
+    """Sample every active dimension through an Optuna trial (conditions in order).
+
+    `fixed` values (an enqueued trial's) inside a dimension's range go through Optuna, which
+    returns them and records them for its sampler; values outside it, and fixed values of
+    fields that are not dimensions (a protocol stage's rank, say), are taken as given.
+    """
+    fixed = fixed or {}
+    params: dict = {}
+    for d in dims:
+        if not d.active(params):
+            continue
+        if d.name in fixed and not d.contains(fixed[d.name]):
+            params[d.name] = fixed[d.name]
+        else:
+            params[d.name] = suggest_one(trial, d)
+    params.update({k: v for k, v in fixed.items() if k not in params})
+    return params
+
+
+def grid(dims: list[Dimension], points: int = 3) -> dict[str, list]:
+    """Grid values per dimension: `points` values over each numeric range (log-spaced on a log
+    scale), every choice of a categorical one."""
+    out = {}
+    for d in dims:
+        if d.kind == "categorical":
+            out[d.name] = list(d.choices)
+            continue
+        if d.log:
+            lo, hi = math.log10(d.low), math.log10(d.high)
+            values = [10 ** (lo + (hi - lo) * i / (points - 1)) for i in range(points)]
+        else:
+            values = [d.low + (d.high - d.low) * i / (points - 1) for i in range(points)]
+        out[d.name] = sorted({int(round(v)) for v in values}) if d.kind == "int" else [
+            float(f"{v:.4g}") for v in values]
+    return out
+
+
+def apply(cfg: Config, params: dict[str, Any]) -> Config:
+    """A copy of `cfg` with `params` (dotted config paths) set, validated."""
+    raw = copy.deepcopy(cfg.to_dict())
+    for key, value in params.items():
+        section, name = key.split(".", 1)
+        raw[section][name] = value
+    return from_dict(raw)
+
+
+def default_space(cfg: Config) -> dict:
+    """Around the config's own values when it has no search section: a decade each side of the
+    learning rate, rank r/2..2r, warmup, weight decay and dropout in their published ranges."""
+    lr, r = cfg.train.learning_rate, cfg.lora.r
+    space = {
+        "train.learning_rate": {"type": "float", "low": float(f"{lr / 10:.3g}"),
+                                "high": float(f"{lr * 10:.3g}"), "log": True},
+        "train.warmup_ratio": {"type": "float", "low": 0.03, "high": 0.1},
+        "train.weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
+    }
+    if cfg.model.method != "full":
+        space["lora.r"] = {"type": "categorical", "choices": sorted({max(1, r // 2), r, 2 * r})}
+        space["lora.dropout"] = {"type": "float", "low": 0.0, "high": 0.1}
+    return space
