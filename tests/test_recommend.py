@@ -212,3 +212,12 @@ def test_library_errors_are_typed():
         recommend(Request(model="tiny", examples=0))
     with pytest.raises(DataError):
         recommend(Request(model="tiny", data="/nope.jsonl"))
+
+
+def test_measure_uses_a_few_real_steps(tmp_path, capsys):
+    data = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(60, 0))
+    assert main(["-q", "recommend", "--model", "tiny", "--data", str(data), "--measure",
+                 "--format", "json"]) == 0
+    budget = json.loads(capsys.readouterr().out)["budget"]
+    assert budget["throughput_source"] == "measured (--measure)"
+    assert budget["tokens_per_s"] > 0
