@@ -110,7 +110,8 @@ def main() -> int:
                 best_em = max(r["exact_match"] or 0.0 for r in sweep)
                 summary["exact_match_gap_points"] = round(100 * (best_em - ours["exact_match"]), 1)
             record["tasks"][task] = summary
-            out_path.write_text(json.dumps(record, indent=2) + "\n")
+            # the temporary directory is not worth recording: name it <work>
+            out_path.write_text(json.dumps(record, indent=2).replace(str(work), "<work>") + "\n")
             print(json.dumps({k: v for k, v in summary.items() if k not in ("config", "runs")}),
                   flush=True)
     print(f"written to {out_path}")
