@@ -155,14 +155,13 @@ def cmd_search(args) -> int:
 
 
 def _dry_run(cfg, out) -> int:
-    from .search import default_space, parse_space
-    from .search.space import grid
+    from .search.space import dims_of, grid
 
     if cfg is None:
         from .search import open_study
 
         _, cfg = open_study(None, out)
-    dims = parse_space(cfg.search.space or default_space(cfg))
+    dims = dims_of(cfg)
     print(f"strategy {cfg.search.strategy}, pruner {cfg.search.pruner}, objective "
           f"{cfg.search.objective}; budget: trials {cfg.search.trials}, device-hours "
           f"{cfg.search.budget_hours}, minutes {cfg.search.timeout_minutes}")

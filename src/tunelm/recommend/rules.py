@@ -436,20 +436,12 @@ def _round_up(x: float, k: int) -> int:
 
 
 def search_space(lr: float, facts: ModelFacts, method: str, r: int) -> dict:
-    """About a decade each side of the recommended rate, widened to cover the practitioner range;
-    rank r/2, r, 2r; warmup, weight decay and dropout in their published ranges. Alpha stays at
-    its value: it multiplies the step exactly as the rate does, so it is not a second dimension."""
+    """The search space around the recommendation, its learning-rate range widened to cover the
+    practitioner range too, so that a search spans both sources."""
+    from ..search.space import space_around
+
     p_lo, p_hi, _ = practitioner_range(facts.params_b, method)
-    space = {
-        "train.learning_rate": {"type": "float", "low": float(f"{min(lr / 10, p_lo):.3g}"),
-                                "high": float(f"{max(lr * 10, p_hi):.3g}"), "log": True},
-        "train.warmup_ratio": {"type": "float", "low": 0.03, "high": 0.1},
-        "train.weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
-    }
-    if method != "full":
-        space["lora.r"] = {"type": "categorical", "choices": sorted({max(1, r // 2), r, 2 * r})}
-        space["lora.dropout"] = {"type": "float", "low": 0.0, "high": 0.1}
-    return space
+    return space_around(lr, r, method, lr_low=p_lo, lr_high=p_hi)
 
 
 def budget_sketch(facts: ModelFacts, data: DatasetFacts, epochs: int, method: str, devices: int,

@@ -147,17 +147,30 @@ def apply(cfg: Config, params: dict[str, Any]) -> Config:
     return from_dict(raw)
 
 
-def default_space(cfg: Config) -> dict:
-    """Around the config's own values when it has no search section: a decade each side of the
-    learning rate, rank r/2..2r, warmup, weight decay and dropout in their published ranges."""
-    lr, r = cfg.train.learning_rate, cfg.lora.r
+def space_around(lr: float, r: int, method: str, lr_low: float | None = None,
+                 lr_high: float | None = None) -> dict:
+    """A decade each side of the learning rate (widened to `lr_low`..`lr_high` when given), rank
+    r/2..2r, warmup, weight decay and dropout in their published ranges. Alpha stays fixed: it
+    multiplies the step exactly as the rate does, so it is not a second dimension."""
+    low = min(lr / 10, lr_low) if lr_low is not None else lr / 10
+    high = max(lr * 10, lr_high) if lr_high is not None else lr * 10
     space = {
-        "train.learning_rate": {"type": "float", "low": float(f"{lr / 10:.3g}"),
-                                "high": float(f"{lr * 10:.3g}"), "log": True},
+        "train.learning_rate": {"type": "float", "low": float(f"{low:.3g}"),
+                                "high": float(f"{high:.3g}"), "log": True},
         "train.warmup_ratio": {"type": "float", "low": 0.03, "high": 0.1},
         "train.weight_decay": {"type": "float", "low": 0.0, "high": 0.1},
     }
-    if cfg.model.method != "full":
+    if method != "full":
         space["lora.r"] = {"type": "categorical", "choices": sorted({max(1, r // 2), r, 2 * r})}
         space["lora.dropout"] = {"type": "float", "low": 0.0, "high": 0.1}
     return space
+
+
+def default_space(cfg: Config) -> dict:
+    """Around the config's own values, for a config with no `search.space`."""
+    return space_around(cfg.train.learning_rate, cfg.lora.r, cfg.model.method)
+
+
+def dims_of(cfg: Config) -> list[Dimension]:
+    """The dimensions a study of `cfg` searches: its `search.space`, or the default one."""
+    return parse_space(cfg.search.space or default_space(cfg))

@@ -26,7 +26,7 @@ from .budget import Budget, spent
 from .objective import TrialRunner
 from .protocol import Protocol
 from .pruners import make_pruner
-from .space import default_space, grid, parse_space
+from .space import dims_of, grid
 from .strategy import Curve
 
 log = logging.getLogger("tunelm.search")
@@ -76,7 +76,7 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
         cfg = cfg or from_dict(existing[name].user_attrs[CONFIG_ATTR])
     elif cfg is None:
         raise ConfigError(f"no study named {name!r} in {url}; start one with tunelm search CONFIG")
-    dims = parse_space(cfg.search.space or default_space(cfg))
+    dims = dims_of(cfg)
     direction = "maximize" if cfg.search.objective == "exact_match" else "minimize"
     pruner = make_pruner(cfg.search.pruner, cfg.train.eval_steps or 1, cfg.train.max_steps)
     study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True,
@@ -156,7 +156,7 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
     if cfg.search.strategy in ("random", "tpe") and budget_of(cfg) == Budget():
         raise ConfigError(f"search.strategy {cfg.search.strategy} needs a budget: --trials, "
                           "--budget-hours or --timeout")
-    dims = parse_space(cfg.search.space or default_space(cfg))
+    dims = dims_of(cfg)
     runner = TrialRunner(cfg, dims, out, cfg.search.objective, extra_callbacks=callbacks,
                          progress=progress)
     started = time.time()
