@@ -106,11 +106,11 @@ def cmd_recommend(args) -> int:
         rec = recommend(req)
     text = RENDERERS[args.format](rec)
     if args.out:
+        from .files import write_text_atomic
+
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        write_text_atomic(out, text)
         print(f"written to {out}", file=sys.stderr)
     else:
         print(text, end="")

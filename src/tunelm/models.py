@@ -167,6 +167,13 @@ def cpu_has_fast_bf16() -> bool:
     return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
 
 
+def gpu_count() -> int:
+    """CUDA devices visible to this process (0 on a CPU-only machine)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def device_type() -> str:
     import torch
 

@@ -213,14 +213,9 @@ def _local_tokenizer(model: str):
 
 def _hardware(req: Request) -> tuple[int, float, bool]:
     """(gpus, memory per device in GiB, on_gpu)."""
-    gpus = req.gpus
-    if gpus is None:
-        try:
-            import torch
+    from ..models import gpu_count
 
-            gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        except ImportError:  # pragma: no cover
-            gpus = 0
+    gpus = req.gpus if req.gpus is not None else gpu_count()
     if gpus < 0:
         raise ConfigError(f"--gpus must be >= 0 (0 means CPU), got {gpus}")
     mem = req.gpu_memory

@@ -22,6 +22,7 @@ from pathlib import Path
 from ..config import Config
 from ..data import Collator, ListDataset, prepare
 from ..errors import BadInputError, TrainingError
+from ..files import write_text_atomic
 from ..logs import trial_log
 from ..models import (
     attach_method,
@@ -45,10 +46,7 @@ HF_OPTIMIZERS = {
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically: a reader never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _save_model(model, tokenizer, target: Path) -> None:

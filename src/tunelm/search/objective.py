@@ -19,6 +19,7 @@ from transformers import TrainerCallback
 
 from ..config import Config
 from ..errors import TrainingError
+from ..models import gpu_count
 from ..runner import run_trial
 from .budget import COST_ATTR
 from .space import Dimension, apply, suggest
@@ -130,7 +131,7 @@ class TrialRunner:
         return float(loss) if loss is not None else float("inf")
 
     def _record(self, trial, result: dict, started: float, oom_retries: list) -> None:
-        devices = max(1, _device_count())
+        devices = max(1, gpu_count())
         trial.set_user_attr(COST_ATTR, round((time.time() - started) * devices, 2))
         for key in ("best_eval_loss", "best_step", "final_eval_loss", "final_step",
                     "stop_reason", "tokens_per_s", "train_seconds"):
@@ -165,9 +166,3 @@ def _train_curve(trial_dir: str | None, points: int = 200) -> list:
     pairs = [[r["step"], r["train_loss"]] for r in rows if r.get("train_loss") is not None]
     stride = max(1, len(pairs) // points)
     return pairs[::stride]
-
-
-def _device_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0

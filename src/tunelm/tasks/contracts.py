@@ -164,15 +164,11 @@ def write_dataset(out_dir, train: int, eval: int, seed: int = 0) -> dict[str, st
     """
     from pathlib import Path
 
+    from ..files import write_jsonl_atomic
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, n, split_seed in (("train", train, seed), ("eval", eval, seed + 100_003)):
-        path = out / f"{split}.jsonl"
-        tmp = path.with_suffix(".jsonl.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for record in generate(n, split_seed):
-                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        tmp.replace(path)
-        paths[split] = str(path)
+        paths[split] = str(write_jsonl_atomic(out / f"{split}.jsonl", generate(n, split_seed)))
     return paths

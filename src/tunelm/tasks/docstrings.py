@@ -10,9 +10,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
-import json
 import random
 from pathlib import Path
+
+from ..files import write_jsonl_atomic
 
 MODULES = (
     "argparse", "ast", "asyncio", "base64", "bisect", "calendar", "codecs", "collections",
@@ -75,9 +76,5 @@ def write_dataset(out_dir, train: int, eval: int, seed: int = 0) -> dict[str, st
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, docs in (("train", train_items[:train]), ("eval", eval_items[:eval])):
-        path = out / f"{split}.jsonl"
-        tmp = path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
-        tmp.replace(path)
-        paths[split] = str(path)
+        paths[split] = str(write_jsonl_atomic(out / f"{split}.jsonl", ({"text": d} for d in docs)))
     return paths
