@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import textwrap
 from pathlib import Path
@@ -28,6 +29,12 @@ class _Parser(argparse.ArgumentParser):
 
 def _examples(text: str) -> str:
     return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
+
+
+def _command(parent, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with its examples."""
+    return parent.add_parser(name, help=help, epilog=_examples(examples),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def _add_config_args(p):
@@ -170,10 +177,7 @@ def _dry_run(cfg, out) -> int:
                 f"{'log-uniform' if d.log else 'uniform'} {d.low:g} .. {d.high:g}")
         print(f"  {d.name:<28} {what}")
     if cfg.search.strategy == "grid":
-        sizes = [len(v) for v in grid(dims, cfg.search.grid_points).values()]
-        total = 1
-        for n in sizes:
-            total *= n
+        total = math.prod(len(v) for v in grid(dims, cfg.search.grid_points).values())
         print(f"grid: {total} configurations")
     if cfg.search.strategy == "protocol":
         print("plan: 3 learning rates on 20% of the steps, rank r vs 2r on 20%, warmup 0.05 vs "
@@ -182,8 +186,6 @@ def _dry_run(cfg, out) -> int:
 
 
 def _trial_line(study, trial) -> None:
-    import json as _json
-
     value = "" if trial.value is None else f" value {trial.value:.4f}"
     best = ""
     try:
@@ -192,7 +194,7 @@ def _trial_line(study, trial) -> None:
         pass
     cost = trial.user_attrs.get("cost_seconds")
     log.info("trial %d %s%s | %s | %s s%s", trial.number, trial.state.name, value,
-             _json.dumps(trial.user_attrs.get("params", trial.params)),
+             json.dumps(trial.user_attrs.get("params", trial.params)),
              cost, best)
 
 
@@ -243,40 +245,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only, no progress bar")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser(
-        "train", help="run one fine-tuning trial",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("""
+    p = _command(
+        sub, "train", "run one fine-tuning trial",
+        """
             tunelm train presets/demo.yaml
             tunelm train presets/tiny.yaml --set train.learning_rate=3e-3 --out runs/lr3e-3
             tunelm train my.yaml --set data.train=data/train.jsonl --set model.name=Qwen/Qwen2.5-7B
-        """),
+        """,
     )
     _add_config_args(p)
     p.add_argument("--out", help="trial directory (default: runs/<config name>)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser(
-        "validate", help="check a config without running it",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("""
+    p = _command(
+        sub, "validate", "check a config without running it",
+        """
             tunelm validate presets/llama3-8b-lora.yaml
             tunelm validate my.yaml --print      # show the resolved config with every field's help
-        """),
+        """,
     )
     _add_config_args(p)
     p.add_argument("--print", action="store_true", help="print the resolved config")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser(
-        "recommend", help="a starting config with the reason and source of every value",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("""
+    p = _command(
+        sub, "recommend", "a starting config with the reason and source of every value",
+        """
             tunelm recommend --model meta-llama/Llama-3.1-8B-Instruct --data train.jsonl --gpu-memory 80
             tunelm recommend --model Qwen/Qwen3-8B --examples 20000 --avg-tokens 600 --gpus 8
             tunelm recommend --model smollm2-135m --format yaml --out my.yaml && tunelm train my.yaml
             tunelm recommend --model ./my-model --data train.jsonl --alpha 64 --format json
-        """),
+        """,
     )
     p.add_argument("--model", required=True,
                    help="hub id (built-in table works offline), local directory, .gguf, smollm2-135m")
@@ -298,16 +297,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_recommend)
 
-    p = sub.add_parser(
-        "search", help="a budgeted, resumable hyperparameter search",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("""
+    p = _command(
+        sub, "search", "a budgeted, resumable hyperparameter search",
+        """
             tunelm search presets/tiny.yaml --strategy random --trials 6
             tunelm search my.yaml --strategy protocol --budget-hours 20 --out runs/contracts
             tunelm search runs/contracts              # continue a study with its stored config
             tunelm search my.yaml --storage postgresql://user:pw@host/db --study contracts
             tunelm search my.yaml --dry-run           # the space, the plan, the budget
-        """),
+        """,
     )
     _add_config_args(p)
     p.add_argument("--strategy", help="grid | random | tpe | protocol")
@@ -321,12 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the space, plan and budget")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser(
-        "worker", help="join a study from another process or machine",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("""
+    p = _command(
+        sub, "worker", "join a study from another process or machine",
+        """
             tunelm worker --storage postgresql://user:pw@host/db --study contracts
-        """),
+        """,
     )
     p.add_argument("--storage", required=True, help="the study's SQLAlchemy URL")
     p.add_argument("--study", required=True, help="the study name")
@@ -340,10 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="built-in datasets")
     data_sub = p.add_subparsers(dest="dataset", metavar="DATASET", parser_class=_Parser, required=True)
-    q = data_sub.add_parser(
-        "contracts", help="write the synthetic contract-extraction task as JSONL",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_examples("tunelm data contracts --train 800 --eval 60 --seed 0 --out data/contracts"),
+    q = _command(
+        data_sub, "contracts", "write the synthetic contract-extraction task as JSONL",
+        "tunelm data contracts --train 800 --eval 60 --seed 0 --out data/contracts",
     )
     q.add_argument("--train", type=int, default=800, help="training examples")
     q.add_argument("--eval", type=int, default=60, help="eval examples")

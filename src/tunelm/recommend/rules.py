@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config, from_dict
+from ..config import METHODS, Config, from_dict
 from ..errors import ConfigError
 from . import sources as S
 from .facts import ModelFacts, model_facts
@@ -163,36 +163,35 @@ def dataset_facts(req: Request, tokenizer=None) -> DatasetFacts:
 
     records = read_records(req.data)  # DataError (exit 2) on a missing, empty or bad file
     cfg = DataConfig(train=req.data)
-    lengths = []
-    for rec in records:
-        item = to_messages(rec, detect_format(rec, cfg), cfg)
-        text = item if isinstance(item, str) else " ".join(m["content"] for m in item)
-        lengths.append(_count_tokens(tokenizer, item, text))
-    lengths.sort()
+    items = [to_messages(rec, detect_format(rec, cfg), cfg) for rec in records]
     how = "tokenized" if tokenizer is not None else "estimated at 4 characters per token"
-    return DatasetFacts(len(records), sum(lengths) / len(lengths),
-                        lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))],
-                        f"{req.data} ({how})", path=req.data)
+    avg, p95 = _length_stats(tokenizer, items)
+    return DatasetFacts(len(records), avg, p95, f"{req.data} ({how})", path=req.data)
 
 
-def _count_tokens(tokenizer, item, text: str) -> int:
-    if tokenizer is None:
-        return max(1, len(text) // 4 + 8)
+def _length_stats(tokenizer, items: list) -> tuple[float, int]:
+    """(mean, 95th percentile) of the examples' lengths in tokens; without a tokenizer, estimated
+    from characters."""
     from ..data import encode, ensure_chat_template
 
-    ensure_chat_template(tokenizer)
-    return len(encode(tokenizer, item, completion_only=False).input_ids)
+    if tokenizer is not None:
+        ensure_chat_template(tokenizer)
+    lengths = []
+    for item in items:
+        if tokenizer is None:
+            text = item if isinstance(item, str) else " ".join(m["content"] for m in item)
+            lengths.append(max(1, len(text) // 4 + 8))
+        else:
+            lengths.append(len(encode(tokenizer, item, completion_only=False).input_ids))
+    lengths.sort()
+    return sum(lengths) / len(lengths), lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
 
 
 def _contracts_facts(tokenizer) -> DatasetFacts:
     from ..tasks.contracts import generate
 
-    n = DEMO_TASK_SIZE
-    sample = generate(50, seed=0)
-    lengths = sorted(_count_tokens(tokenizer, r["messages"], " ".join(
-        m["content"] for m in r["messages"])) for r in sample)
-    return DatasetFacts(n, sum(lengths) / len(lengths), lengths[int(0.95 * len(lengths))],
-                        "built-in contracts task", task="contracts")
+    avg, p95 = _length_stats(tokenizer, [r["messages"] for r in generate(50, seed=0)])
+    return DatasetFacts(DEMO_TASK_SIZE, avg, p95, "built-in contracts task", task="contracts")
 
 
 def _local_tokenizer(model: str):
@@ -251,8 +250,8 @@ def _ram_gib() -> float:
 
 def recommend(req: Request) -> Recommendation:
     """A complete starting config for `req`, every value with its reason and source."""
-    if req.method not in ("lora", "qlora", "full"):
-        raise ConfigError(f"--method must be one of lora, qlora, full, got {req.method!r}")
+    if req.method not in METHODS:
+        raise ConfigError(f"--method must be one of {', '.join(METHODS)}, got {req.method!r}")
     if req.task_type not in TASK_TYPES:
         raise ConfigError(f"--task-type must be one of {', '.join(TASK_TYPES)}, got {req.task_type!r}")
     facts = model_facts(req.model)
@@ -322,12 +321,11 @@ def recommend(req: Request) -> Recommendation:
     # --- batch -------------------------------------------------------------------------------
     epochs, e_lo, e_hi = next((e, lo, hi) for bound, e, lo, hi in S.EPOCHS if n < bound)
     small = n < 2_000 or req.task_type in ("style", "classification")
-    if req.effective_batch is not None:
-        if req.effective_batch < 1:
-            raise ConfigError(f"--batch must be >= 1, got {req.effective_batch}")
+    if req.effective_batch is not None and req.effective_batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {req.effective_batch}")
     ref_batch = 16 if small else (64 if n >= 50_000 else 32)
     band = "16 to 64 for small specialised sets" if small else "32 to 128 for instruction tuning"
-    batch_reason = f"{band}"
+    batch_reason = band
     while ref_batch > 4 and math.ceil(n / ref_batch) * epochs < S.MIN_STEPS:
         ref_batch //= 2
         batch_reason = (f"{band}, lowered to {ref_batch} so that {n} examples x {epochs} epochs "

@@ -8,7 +8,7 @@ import math
 import optuna
 from optuna.pruners import BasePruner
 
-PRUNERS = ("none", "median", "successive_halving", "hyperband")
+from ..config import PRUNER_NAMES
 
 
 class DivergencePruner(BasePruner):
@@ -49,5 +49,5 @@ def make_pruner(name: str, min_steps: int, max_steps: int | None) -> BasePruner:
     else:
         from ..errors import ConfigError
 
-        raise ConfigError(f"search.pruner must be one of {', '.join(PRUNERS)}, got {name!r}")
+        raise ConfigError(f"search.pruner must be one of {', '.join(PRUNER_NAMES)}, got {name!r}")
     return DivergencePruner(inner)
