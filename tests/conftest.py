@@ -65,3 +65,15 @@ def tiny_config(small_data):
 
 def read_metrics(run_dir) -> list[dict]:
     return [json.loads(line) for line in Path(run_dir, "metrics.jsonl").read_text().splitlines()]
+
+
+def require_real(what: str, present: bool, hint: str) -> None:
+    """Real servers and browsers (PostgreSQL, Chromium) are set up by `make test`, which sets
+    TUNELM_REAL_SERVICES=1: there a missing one fails the test. Elsewhere (a bare `pytest` on a
+    machine without them) the test is skipped with the command that installs it."""
+    if present:
+        return
+    message = f"{what} is not available: {hint}"
+    if os.environ.get("TUNELM_REAL_SERVICES") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
