@@ -286,6 +286,15 @@ def load_base_model(cfg, precision: str, device: str):
     return model, tok, source
 
 
+def load_for(cfg):
+    """The base model of `cfg` (a ModelConfig) as every run resolves it: returns
+    (model, tokenizer, device, precision), device and precision from this machine and the config."""
+    device = device_type()
+    precision = resolve_precision(cfg.precision, device)
+    model, tok, _ = load_base_model(cfg, precision, device)
+    return model, tok, device, precision
+
+
 def _check_qlora(device: str) -> None:
     if device != "cuda":
         raise ConfigError(

@@ -69,11 +69,9 @@ class TrialRunner:
     def _model(self, cfg: Config):
         """The base model and tokenizer, loaded on the first trial and kept."""
         if self._loaded is None:
-            from ..models import device_type, load_base_model, resolve_precision
+            from ..models import load_for
 
-            device = device_type()
-            model, tok, _ = load_base_model(cfg.model, resolve_precision(cfg.model.precision,
-                                                                         device), device)
+            model, tok, _, _ = load_for(cfg.model)
             self._loaded = (model, tok)
             if cfg.model.method == "full":  # full fine-tuning changes the weights: keep a copy
                 self._full_state = {k: v.detach().cpu().clone()
