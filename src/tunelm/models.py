@@ -320,6 +320,20 @@ def _qlora_kwargs(compute_dtype, device: str) -> dict:
     }
 
 
+def lora_kwargs(lora) -> dict:
+    """PEFT `LoraConfig` keyword arguments of a LoraConfig section (the runner and
+    `tunelm export` share this one mapping)."""
+    return {
+        "r": lora.r,
+        "lora_alpha": lora.alpha,
+        "lora_dropout": lora.dropout,
+        "target_modules": lora.target_modules,
+        "use_rslora": lora.use_rslora,
+        "use_dora": lora.use_dora,
+        "task_type": "CAUSAL_LM",
+    }
+
+
 def attach_method(model, cfg, gradient_checkpointing: bool = False):
     """Wrap `model` for the fine-tuning method of `cfg` (a Config): PEFT LoRA/QLoRA, or full."""
     if cfg.model.method == "full":
@@ -337,15 +351,7 @@ def attach_method(model, cfg, gradient_checkpointing: bool = False):
     elif gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    lora = LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules=cfg.lora.target_modules,
-        use_rslora=cfg.lora.use_rslora,
-        use_dora=cfg.lora.use_dora,
-        task_type="CAUSAL_LM",
-    )
+    lora = LoraConfig(**lora_kwargs(cfg.lora))
     try:
         return get_peft_model(model, lora)
     except ValueError as exc:

@@ -91,11 +91,11 @@ def _check_optimizer(optimizer: str, device: str) -> None:
         )
 
 
-def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str):
-    from transformers import TrainingArguments
-
+def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str) -> dict:
+    """The `TrainingArguments` keyword arguments of a trial: one mapping of our config to
+    Transformers' names, shared by the runner and `tunelm export`."""
     t = cfg.train
-    return TrainingArguments(
+    return dict(
         output_dir=str(out / "hf"),
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.batch_size,
@@ -125,6 +125,12 @@ def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=False,
     )
+
+
+def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(**training_kwargs(cfg, plan, out, precision, device))
 
 
 def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True,
@@ -296,5 +302,5 @@ def _brief(task: dict) -> str:
     return ", ".join(f"{k} {task[k]:.3f}" for k in keys) or "none"
 
 
-__all__ = ["run_trial", "training_arguments"]
+__all__ = ["run_trial", "training_arguments", "training_kwargs"]
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
