@@ -215,6 +215,14 @@ def cmd_best(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    path = write_report(args.study_dir, storage=args.storage, study_name=args.study, out=args.out)
+    print(f"report written to {path} (plots in {path.parent / 'plots'})")
+    return 0
+
+
 def cmd_data_contracts(args) -> int:
     from .tasks.contracts import write_dataset
 
@@ -334,6 +342,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study directory, or a storage URL with --name")
     p.add_argument("--name", help="study name (with a storage URL)")
     p.set_defaults(func=cmd_best)
+
+    p = _command(
+        sub, "report", "a self-contained HTML report of a study, and its plots as PNGs",
+        """
+            tunelm report runs/contracts                  # runs/contracts/report.html, plots/*.png
+            tunelm report runs/contracts --out ~/contracts.html
+            tunelm report runs/contracts --storage postgresql://user:pw@host/db --study contracts
+        """,
+    )
+    p.add_argument("study_dir", metavar="STUDY", help="study directory (where tunelm search wrote it)")
+    p.add_argument("--study", help="study name (default: the directory name)")
+    p.add_argument("--storage", help="SQLAlchemy URL (default: SQLite in the study directory)")
+    p.add_argument("--out", help="HTML file to write (default: STUDY/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("data", help="built-in datasets")
     data_sub = p.add_subparsers(dest="dataset", metavar="DATASET", parser_class=_Parser, required=True)
