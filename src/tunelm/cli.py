@@ -223,6 +223,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_diagnose(args) -> int:
+    from .diagnose import RENDERERS, diagnose
+
+    print(RENDERERS[args.format](diagnose(args.path)), end="")
+    return 0  # a verdict, whatever it is, is a successful report
+
+
 def cmd_data_contracts(args) -> int:
     from .tasks.contracts import write_dataset
 
@@ -356,6 +363,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="SQLAlchemy URL (default: SQLite in the study directory)")
     p.add_argument("--out", help="HTML file to write (default: STUDY/report.html)")
     p.set_defaults(func=cmd_report)
+
+    p = _command(
+        sub, "diagnose", "verdict and findings for a run: tunelm's, or any Trainer's trainer_state.json",
+        """
+            tunelm diagnose runs/tiny                      # a tunelm trial directory
+            tunelm diagnose runs/contracts/trials/0003 --format json
+            tunelm diagnose outputs/checkpoint-500         # a Trainer checkpoint (TRL, Axolotl, ...)
+            tunelm diagnose outputs/                       # its latest checkpoint-N
+            tunelm diagnose outputs/trainer_state.json
+        """,
+    )
+    p.add_argument("path", metavar="PATH",
+                   help="trial directory, Trainer output or checkpoint directory, "
+                        "trainer_state.json or metrics.jsonl")
+    p.add_argument("--format", default="text", choices=["text", "json"])
+    p.set_defaults(func=cmd_diagnose)
 
     p = sub.add_parser("data", help="built-in datasets")
     data_sub = p.add_subparsers(dest="dataset", metavar="DATASET", parser_class=_Parser, required=True)
