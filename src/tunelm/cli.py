@@ -132,7 +132,8 @@ def _search_config(args):
     target = Path(args.config)
     flags = [f"search.{k}={v}" for k, v in (
         ("strategy", args.strategy), ("trials", args.trials), ("budget_hours", args.budget_hours),
-        ("timeout_minutes", args.timeout), ("pruner", args.pruner)) if v is not None]
+        ("timeout_minutes", args.timeout), ("pruner", args.pruner), ("workers", args.workers),
+        ("isolate", True if args.isolate else None)) if v is not None]
     if target.is_dir():
         if args.overrides or args.strategy:
             from .errors import ConfigError
@@ -156,7 +157,7 @@ def cmd_search(args) -> int:
     if args.dry_run:
         return _dry_run(cfg, out)
     result = run_search(cfg, out, storage=args.storage, study_name=args.study,
-                        progress=not args.quiet, on_trial=_trial_line)
+                        progress=not args.quiet, live=True)
     print(describe(result))
     return 0
 
@@ -185,25 +186,12 @@ def _dry_run(cfg, out) -> int:
     return 0
 
 
-def _trial_line(study, trial) -> None:
-    value = "" if trial.value is None else f" value {trial.value:.4f}"
-    best = ""
-    try:
-        best = f" | best {study.best_value:.4f} (trial {study.best_trial.number})"
-    except ValueError:
-        pass
-    cost = trial.user_attrs.get("cost_seconds")
-    log.info("trial %d %s%s | %s | %s s%s", trial.number, trial.state.name, value,
-             json.dumps(trial.user_attrs.get("params", trial.params)),
-             cost, best)
-
-
 def cmd_worker(args) -> int:
     from .search import describe, run_search
 
     out = Path(args.out) if args.out else Path("runs") / args.study
     result = run_search(None, out, storage=args.storage, study_name=args.study,
-                        progress=not args.quiet, on_trial=_trial_line, worker=True)
+                        progress=not args.quiet, live=True, worker=True)
     print(describe(result))
     return 0
 
@@ -212,6 +200,14 @@ def cmd_best(args) -> int:
     from .search import best_config
 
     print(best_config(args.study, args.name).to_yaml(), end="")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    for path in export(args.source, args.to, args.out, study_name=args.study):
+        print(path)
     return 0
 
 
@@ -228,6 +224,57 @@ def cmd_diagnose(args) -> int:
 
     print(RENDERERS[args.format](diagnose(args.path)), end="")
     return 0  # a verdict, whatever it is, is a successful report
+
+
+def cmd_lr_find(args) -> int:
+    from .config import load_config
+    from .lr_find import check_range, run_lr_find
+
+    check_range(args.min_lr, args.max_lr, args.steps)  # before loading anything
+    cfg = load_config(args.config, args.overrides)
+    out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-lr-find"
+    record = run_lr_find(cfg, out, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps,
+                         progress=not args.quiet)
+    steep, valley = record["suggestions"]["steepest"], record["suggestions"]["valley"]
+    print(f"suggested learning rate  {steep['lr']:.2e}  ({steep['how']})\n"
+          f"valley rule              {valley['lr']:.2e}  ({valley['how']})\n"
+          f"test                     {record['steps_run']} of {record['steps']} steps, "
+          f"{record['stop_reason']}, {record['wall_seconds']:.0f} s\n"
+          f"written                  {out / 'lr_find.json'}, {out / 'lr_find.png'}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_run
+
+    result = evaluate_run(args.target, args.data, baseline=args.baseline, out=args.out,
+                          metric=args.metric, max_examples=args.max_examples,
+                          study_name=args.study)
+    _print_evaluation(result)
+    return 0
+
+
+def _print_evaluation(result: dict) -> None:
+    def cell(value, kind):
+        if value is None:
+            return "n/a"
+        return f"{value:.4f}" if kind == "loss" else f"{value:.1%}"
+
+    def change(row):
+        if row["change"] is None:
+            return ""
+        return f"{row['change']:+.4f}" if row["kind"] == "loss" else f"{row['change'] * 100:+.1f} pts"
+
+    has_base = any(r["base"] is not None for r in result["comparison"])
+    head = f"{'':<22}" + (f"{'base':>10}" if has_base else "") + f"{'tuned':>10}"
+    lines = [f"{result['run']} on {result['data']}: {result['examples']} examples, "
+             f"metric {result['metric']}", head + ("     change" if has_base else "")]
+    for r in result["comparison"]:
+        name = ("  " if r["indent"] else "") + r["figure"]
+        base = f"{cell(r['base'], r['kind']):>10}" if has_base else ""
+        lines.append(f"{name:<22}{base}{cell(r['tuned'], r['kind']):>10}  {change(r)}".rstrip())
+    lines.append(f"written to {result['out']} (evaluation.json, evaluation_predictions.jsonl)")
+    print("\n".join(lines))
 
 
 def cmd_data_contracts(args) -> int:
@@ -320,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
             tunelm search runs/contracts              # continue a study with its stored config
             tunelm search my.yaml --storage postgresql://user:pw@host/db --study contracts
             tunelm search my.yaml --dry-run           # the space, the plan, the budget
+            tunelm search my.yaml --workers 8 --trials 64   # one worker process per GPU
         """,
     )
     _add_config_args(p)
@@ -331,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage", help="SQLAlchemy URL (default: SQLite in the study directory)")
     p.add_argument("--study", help="study name (default: the directory name)")
     p.add_argument("--out", help="study directory (default: runs/<study>)")
+    p.add_argument("--workers", type=int,
+                   help="local worker processes (one per GPU; on a CPU they share the cores)")
+    p.add_argument("--isolate", action="store_true",
+                   help="run each trial in a child process (memory fully returned after each)")
     p.add_argument("--dry-run", action="store_true", help="print the space, plan and budget")
     p.set_defaults(func=cmd_search)
 
@@ -349,6 +401,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study directory, or a storage URL with --name")
     p.add_argument("--name", help="study name (with a storage URL)")
     p.set_defaults(func=cmd_best)
+
+    p = _command(
+        sub, "export", "the best config of a study (or a run's) for TRL, Transformers, Axolotl "
+        "or LLaMA-Factory",
+        """
+            tunelm export runs/contracts --to axolotl               # ./axolotl.yaml
+            tunelm export runs/contracts --to trl --out job/train.py  # job/train.py + job/train.json
+            tunelm export runs/t1 --to transformers --out exports/  # a run directory
+            tunelm export postgresql://user:pw@host/db --study contracts --to llama-factory
+        """,
+    )
+    p.add_argument("source", help="study directory, run (trial) directory, or storage URL "
+                   "with --study")
+    p.add_argument("--to", required=True, metavar="FORMAT",
+                   help="trl | transformers | axolotl | llama-factory")
+    p.add_argument("--out", help="the main file to write (companions go beside it), or a "
+                   "directory (default: the format's file name here)")
+    p.add_argument("--study", help="study name (with a storage URL, or to pick one study)")
+    p.set_defaults(func=cmd_export)
 
     p = _command(
         sub, "report", "a self-contained HTML report of a study, and its plots as PNGs",
@@ -379,6 +450,43 @@ def build_parser() -> argparse.ArgumentParser:
                         "trainer_state.json or metrics.jsonl")
     p.add_argument("--format", default="text", choices=["text", "json"])
     p.set_defaults(func=cmd_diagnose)
+
+    p = _command(
+        sub, "lr-find", "learning-rate range test: a plot and a suggested rate",
+        """
+            tunelm lr-find presets/demo.yaml                # runs/demo-lr-find/lr_find.{json,png}
+            tunelm lr-find my.yaml --min-lr 1e-6 --max-lr 1e-1 --steps 60 --out runs/my-lr
+            tunelm lr-find my.yaml --set model.method=full --set train.batch_size=8
+        """,
+    )
+    _add_config_args(p)
+    p.add_argument("--min-lr", type=float, default=1e-7, help="first rate (default 1e-7)")
+    p.add_argument("--max-lr", type=float, default=1.0, help="last rate (default 1)")
+    p.add_argument("--steps", type=int, default=100,
+                   help="optimizer steps from --min-lr to --max-lr (default 100, at least 10)")
+    p.add_argument("--out", help="directory (default: runs/<config name>-lr-find)")
+    p.set_defaults(func=cmd_lr_find)
+
+    p = _command(
+        sub, "evaluate", "score a run's (or a study's best) adapter, and the base model, on a file",
+        """
+            tunelm evaluate runs/demo --data reviewed.jsonl --baseline
+            tunelm evaluate runs/contracts --data holdout.csv      # a study: its best trial
+            tunelm evaluate runs/demo --data holdout.jsonl --metric exact --max-examples 200
+            tunelm evaluate postgresql://user:pw@host/db --study contracts --data holdout.jsonl
+        """,
+    )
+    p.add_argument("target", metavar="RUN|STUDY",
+                   help="run directory (config.yaml, best/) or study directory (study.db)")
+    p.add_argument("--data", required=True,
+                   help="held-out JSONL or CSV file in any format tunelm reads")
+    p.add_argument("--baseline", action="store_true", help="also score the base model")
+    p.add_argument("--metric", help="task metric: auto | json | exact | none (default: the run's)")
+    p.add_argument("--max-examples", type=int,
+                   help="generate for at most this many examples (default: all)")
+    p.add_argument("--study", help="study name (with a storage URL)")
+    p.add_argument("--out", help="directory (default: RUN/eval-<data file name>)")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("data", help="built-in datasets")
     data_sub = p.add_subparsers(dest="dataset", metavar="DATASET", parser_class=_Parser, required=True)

@@ -151,6 +151,10 @@ class SearchConfig:
     grid_points: int = _f(3, "grid: values per numeric dimension")
     keep_top: int = _f(1, "keep the best adapters of this many trials, delete the others")
     seed: int = _f(0, "sampler seed")
+    workers: int = _f(1, "local worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; "
+                         "on a CPU the cores are shared out among them)")
+    isolate: bool = _f(False, "run each trial in a child process: all its memory is returned "
+                              "after it, at the cost of loading the model for every trial")
 
 
 @dataclass
@@ -373,6 +377,10 @@ def validate(cfg: Config) -> list[str]:
     positive("search.timeout_minutes", se.timeout_minutes, allow_none=True)
     positive("search.grid_points", se.grid_points)
     positive("search.keep_top", se.keep_top)
+    positive("search.workers", se.workers)
+    _check(p, not (num(se.workers) and se.workers > 1 and se.strategy == "protocol"),
+           f"search.workers {se.workers} does not apply to the protocol strategy: it runs its "
+           "stages from one process; use grid, random or tpe, or search.workers 1")
     if se.objective == "exact_match":
         _check(p, e.metric != "none", "search.objective exact_match needs a task metric: set "
                "eval.metric to json or exact")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 COST_ATTR = "cost_seconds"  # a trial's measured training time (wall seconds x devices)
+NOT_RUN_ATTR = "not_run"  # a trial a worker created after the trial budget was taken, never run
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,32 @@ def spent(trials) -> Spent:
     once, through its retry; trials still running or waiting are not counted."""
     from optuna.trial import TrialState
 
-    retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    retried = _retried(trials)
     done = [
         t for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        or (t.state == TrialState.FAIL and t.number not in retried)
+        or (t.state == TrialState.FAIL and t.number not in retried and not _not_run(t))
     ]
     seconds = sum(float(t.user_attrs.get(COST_ATTR, 0.0)) for t in trials)
     return Spent(len(done), seconds)
+
+
+def claimed(trials) -> int:
+    """Trials that hold a place in a trial budget now: the finished ones as `spent` counts them,
+    and those running or waiting. Workers of one study start a trial only while this is below
+    the budget, so the study ends with exactly that many, however many workers join.
+
+    A dead worker's trial is failed and re-queued as a waiting retry: the retry holds its place.
+    """
+    from optuna.trial import TrialState
+
+    live = sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials)
+    return spent(trials).trials + live
+
+
+def _retried(trials) -> set:
+    return {t.system_attrs.get("failed_trial") for t in trials} - {None}
+
+
+def _not_run(t) -> bool:
+    return bool(t.user_attrs.get(NOT_RUN_ATTR))

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -56,8 +58,11 @@ class TrialRunner:
     """Runs trials of a study on one worker; `__call__(trial)` is an Optuna objective."""
 
     def __init__(self, base: Config, dims: list[Dimension], study_dir: Path, objective: str,
-                 extra_callbacks=(), progress: bool = False):
+                 extra_callbacks=(), progress: bool = False, isolate_in: str | None = None):
+        """`isolate_in`: the storage URL; when given, each trial runs in a child process that
+        reopens the trial there (`search.isolate`)."""
         self.base = base
+        self.isolate_in = isolate_in
         self.dims = dims
         self.study_dir = Path(study_dir)
         self.objective = objective
@@ -91,14 +96,13 @@ class TrialRunner:
         cfg = apply(self.base, params)
         out = self.study_dir / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("trial_dir", str(out))
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         started = time.time()
         reporter = OptunaReporter(trial)
         oom_retries = []
         while True:
             try:
-                result = run_trial(cfg, out, loaded=self._model(cfg), progress=self.progress,
-                                   callbacks=[reporter, *self.extra_callbacks],
-                                   fraction=fraction)
+                result, pruned_at = self._run(trial, cfg, out, fraction, reporter)
                 break
             except TrainingError as exc:  # diverged or NaN: a bad configuration, pruned
                 self._record(trial, exc.result or {}, started, oom_retries)
@@ -116,11 +120,34 @@ class TrialRunner:
                             cfg.train.batch_size, bs, acc)
                 cfg = apply(cfg, {"train.batch_size": bs, "train.grad_accum": acc})
         self._record(trial, result, started, oom_retries)
-        if reporter.pruned_at is not None:
-            trial.set_user_attr("prune_reason", f"pruned at step {reporter.pruned_at} by the "
+        if pruned_at is not None:
+            trial.set_user_attr("prune_reason", f"pruned at step {pruned_at} by the "
                                 "pruner (eval loss behind the other trials at that step)")
-            raise optuna.TrialPruned(f"pruned at step {reporter.pruned_at}")
+            raise optuna.TrialPruned(f"pruned at step {pruned_at}")
         return self.value_of(result)
+
+    def _run(self, trial, cfg: Config, out: Path, fraction: float, reporter) -> tuple[dict, int]:
+        """One attempt: (result, step the pruner stopped it at or None), in this process or
+        in a child. Raises TrainingError when it diverged, the OOM error when out of memory."""
+        if self.isolate_in is None:
+            result = run_trial(cfg, out, loaded=self._model(cfg), progress=self.progress,
+                               callbacks=[reporter, *self.extra_callbacks], fraction=fraction)
+            return result, reporter.pruned_at
+        from .isolate import run_isolated
+
+        outcome = run_isolated(cfg, out, fraction, self.isolate_in, trial.study.study_name,
+                               trial._trial_id)
+        status = outcome["status"]
+        if status == "diverged":
+            raise TrainingError(outcome.get("error", "diverged"), result=outcome["result"])
+        if status == "oom":
+            import torch
+
+            raise torch.OutOfMemoryError(outcome.get("error", "out of memory"))
+        if status != "ok":
+            raise RuntimeError(f"trial {trial.number} failed in its child process: "
+                               f"{outcome.get('error')}")
+        return outcome["result"], outcome.get("pruned_at")
 
     def value_of(self, result: dict) -> float:
         if self.objective == "exact_match":

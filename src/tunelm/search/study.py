@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import shutil
 import time
 import warnings
@@ -22,7 +24,8 @@ from optuna.trial import TrialState
 
 from ..config import Config, from_dict
 from ..errors import ConfigError, SearchError
-from .budget import Budget, spent
+from .budget import NOT_RUN_ATTR, Budget, spent
+from .loop import sample_trials
 from .objective import TrialRunner
 from .protocol import Protocol
 from .pruners import make_pruner
@@ -39,28 +42,51 @@ def storage_url(out: Path, storage: str | None) -> str:
 
 
 def make_storage(url: str):
-    """RDB storage with heartbeats: a trial whose worker died is failed and retried once."""
+    """RDB storage with heartbeats: a trial whose worker died is failed and retried once.
+
+    A worker beats every TUNELM_HEARTBEAT_SECONDS (20 by default); a trial silent for three
+    beats is taken as dead. Every worker of a study should use the same value."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    beat = _heartbeat_seconds()
+    # SQLite: local worker processes share the file; wait for its lock instead of failing
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     return optuna.storages.RDBStorage(
         url,
-        heartbeat_interval=HEARTBEAT_SECONDS,
-        grace_period=3 * HEARTBEAT_SECONDS,
+        engine_kwargs=engine,
+        heartbeat_interval=beat,
+        grace_period=3 * beat,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
     )
 
 
-def make_sampler(cfg: Config, dims):
+def _heartbeat_seconds() -> int:
+    raw = os.environ.get("TUNELM_HEARTBEAT_SECONDS", str(HEARTBEAT_SECONDS))
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"TUNELM_HEARTBEAT_SECONDS must be a whole number of seconds >= 1, "
+                          f"got {raw!r}")
+    return value
+
+
+def make_sampler(cfg: Config, dims, worker: int = 0):
+    """The sampler of a strategy. Each worker of a study draws from its own seed
+    (search.seed + worker): workers with one seed would propose the same trials."""
     s = cfg.search
+    seed = s.seed + worker
     if s.strategy == "grid":
-        return optuna.samplers.GridSampler(grid(dims, s.grid_points), seed=s.seed)
+        return optuna.samplers.GridSampler(grid(dims, s.grid_points), seed=seed)
     if s.strategy == "tpe":
-        return optuna.samplers.TPESampler(seed=s.seed, n_startup_trials=5)
-    return optuna.samplers.RandomSampler(seed=s.seed)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    return optuna.samplers.RandomSampler(seed=seed)
 
 
 def open_study(cfg: Config | None, out: Path, storage: str | None = None,
-               name: str | None = None) -> tuple[optuna.Study, Config]:
-    """Create the study, or load it (and its stored config when `cfg` is None)."""
+               name: str | None = None, worker: int = 0) -> tuple[optuna.Study, Config]:
+    """Create the study, or load it (and its stored config when `cfg` is None). `worker`
+    numbers the processes that share a study (0: the one that started it)."""
     out = Path(out)
     url = storage_url(out, storage)
     name = name or out.name
@@ -80,7 +106,7 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
     direction = "maximize" if cfg.search.objective == "exact_match" else "minimize"
     pruner = make_pruner(cfg.search.pruner, cfg.train.eval_steps or 1, cfg.train.max_steps)
     study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True,
-                                direction=direction, sampler=make_sampler(cfg, dims),
+                                direction=direction, sampler=make_sampler(cfg, dims, worker),
                                 pruner=pruner)
     if CONFIG_ATTR not in study.user_attrs or explicit:
         # the last `tunelm search CONFIG` defines the study (a larger --trials, say);
@@ -143,13 +169,21 @@ def budget_of(cfg: Config) -> Budget:
 
 def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = None,
                study_name: str | None = None, progress: bool = False,
-               callbacks=(), on_trial=None, worker: bool = False) -> SearchResult:
+               callbacks=(), on_trial=None, worker: bool = False,
+               live: bool = False) -> SearchResult:
     """Run (or resume) a study until its strategy is done or its budget is spent.
 
     `worker=True` joins a study another process started: it runs trials and never enqueues any.
+    `live=True` logs the live table, a row per finished trial. With `search.workers` > 1 this
+    process starts that many local workers and watches them (`search.workers`).
     """
+    if cfg is not None and cfg.search.workers > 1 and not worker:
+        from .workers import run_workers
+
+        return run_workers(cfg, Path(out), storage, study_name, live=live)
     out = Path(out)
-    study, cfg = open_study(cfg, out, storage, study_name)
+    # a joining worker seeds its sampler apart from the others (its process id)
+    study, cfg = open_study(cfg, out, storage, study_name, os.getpid() if worker else 0)
     if worker and cfg.search.strategy == "protocol":
         raise ConfigError("the protocol strategy runs its stages from its one `tunelm search` "
                           "process; workers can join grid, random and tpe studies")
@@ -158,24 +192,46 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
                           "--budget-hours or --timeout")
     dims = dims_of(cfg)
     runner = TrialRunner(cfg, dims, out, cfg.search.objective, extra_callbacks=callbacks,
-                         progress=progress)
+                         progress=progress,
+                         isolate_in=storage_url(out, storage) if cfg.search.isolate else None)
     started = time.time()
     stop = _BudgetStop(budget_of(cfg), started)
     stop.check(study)
     report = [stop] + ([on_trial] if on_trial else [])
+    if live:
+        from .live import LiveTable
+
+        report.append(LiveTable(budget_of(cfg), started))
     if not stop.reason:
         if cfg.search.strategy == "protocol":
             _run_protocol(study, cfg, runner, report, stop)
         else:
-            if cfg.search.strategy == "tpe" and not study.trials and not worker:
-                start = {d.name: _value_of(cfg, d.name) for d in dims if not d.when}
-                study.enqueue_trial(start, user_attrs={"fixed": start, "tag": "recommended"})
-            study.optimize(runner, n_trials=None, callbacks=report, catch=(Exception,),
-                           gc_after_trial=True)
-    reason = stop.reason or ("grid exhausted" if cfg.search.strategy == "grid" else
-                             "protocol finished" if cfg.search.strategy == "protocol" else "done")
+            if not worker:
+                enqueue_start(study, cfg, dims)
+            sample_trials(study, runner, stop, report, trial_limit(cfg, dims))
     keep_top(study, cfg.search.keep_top)
-    return summarize(study, storage_url(out, storage), reason)
+    return summarize(study, storage_url(out, storage), stop_reason(cfg, stop.reason))
+
+
+def stop_reason(cfg: Config, budget_reason: str | None) -> str:
+    return budget_reason or ("grid exhausted" if cfg.search.strategy == "grid" else
+                             "protocol finished" if cfg.search.strategy == "protocol" else
+                             "done")
+
+
+def enqueue_start(study: optuna.Study, cfg: Config, dims) -> None:
+    """tpe: the recommended (configured) values are the study's first trial."""
+    if cfg.search.strategy == "tpe" and not study.trials:
+        start = {d.name: _value_of(cfg, d.name) for d in dims if not d.when}
+        study.enqueue_trial(start, user_attrs={"fixed": start, "tag": "recommended"})
+
+
+def trial_limit(cfg: Config, dims) -> int | None:
+    """The most trials the study may hold: --trials, and for a grid its size."""
+    limits = [cfg.search.trials] if cfg.search.trials is not None else []
+    if cfg.search.strategy == "grid":
+        limits.append(math.prod(len(v) for v in grid(dims, cfg.search.grid_points).values()))
+    return min(limits) if limits else None
 
 
 def _value_of(cfg: Config, path: str):
@@ -234,7 +290,8 @@ def summarize(study: optuna.Study, url: str, reason: str) -> SearchResult:
                      "params": t.user_attrs.get("params", t.params),
                      "tag": t.user_attrs.get("tag"), "relative_regret": regret,
                      "cost_seconds": t.user_attrs.get("cost_seconds"),
-                     "prune_reason": t.user_attrs.get("prune_reason")})
+                     "prune_reason": t.user_attrs.get("prune_reason"),
+                     "not_run": bool(t.user_attrs.get(NOT_RUN_ATTR))})
     return SearchResult(study.study_name, url, best.value if best else None,
                         best.user_attrs.get("params", best.params) if best else {},
                         best.user_attrs.get("trial_dir") if best else None, reason, rows)
@@ -255,14 +312,24 @@ def best_config(study_dir_or_url: str, study_name: str | None = None) -> Config:
 
 
 def describe(result: SearchResult) -> str:
+    """The end of a search: why it stopped, the best config and its directory, and every trial's
+    relative regret against the best, best first."""
+    from .live import brief_params
+
     lines = [f"study {result.study_name} ({result.storage}): {result.stop_reason}"]
     if result.best_value is not None:
         lines.append(f"best value {result.best_value:.4f}: {json.dumps(result.best_params)}")
         lines.append(f"best trial directory {result.best_trial_dir}")
-    for r in result.trials:
-        regret = "" if r["relative_regret"] is None else f" regret {r['relative_regret']:.1%}"
-        value = "" if r["value"] is None else f" value {r['value']:.4f}"
-        lines.append(f"  trial {r['number']:3d} {r['state']:<8}{value}{regret} "
-                     f"{json.dumps(r['params'])}"
-                     + (f" ({r['prune_reason']})" if r["prune_reason"] else ""))
+    rows = [r for r in result.trials if not r.get("not_run")]
+    rows.sort(key=lambda r: (r["relative_regret"] is None, r["relative_regret"] or 0,
+                             r["number"]))
+    if rows:
+        lines.append(f"{'trial':>5}  {'state':<9} {'value':>8} {'regret':>8} {'cost s':>7}  params")
+    for r in rows:
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        regret = "" if r["relative_regret"] is None else f"{r['relative_regret']:.1%}"
+        cost = "" if r["cost_seconds"] is None else f"{r['cost_seconds']:.0f}"
+        lines.append(f"{r['number']:>5}  {r['state']:<9} {value:>8} {regret:>8} {cost:>7}  "
+                     f"{brief_params(r['params'])}"
+                     + (f"  ({r['prune_reason']})" if r["prune_reason"] else ""))
     return "\n".join(lines)

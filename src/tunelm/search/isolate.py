@@ -1,0 +1,77 @@
+"""`--isolate`: one trial in a child process.
+
+The worker keeps the Optuna trial (and its heartbeat); the child reopens the trial through the
+study storage, so eval losses are reported and the pruner is asked exactly as in-process, runs
+the training, and leaves its outcome in the trial directory. All the memory the trial used
+(fragmented CUDA allocations, a leak in user code) goes back to the system when the child exits,
+at the cost of loading the base model for every trial.
+
+    python -m tunelm.search.isolate TRIAL_DIR/isolate-request.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from pathlib import Path
+
+from ..errors import TrainingError
+
+REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
+
+
+def run_isolated(cfg, out: Path, fraction: float, storage_url: str, study_name: str,
+                 trial_id: int) -> dict:
+    """Run a trial in a child process; returns the outcome the child wrote:
+    {"status": "ok" | "diverged" | "oom" | "error", "result": {...}, "pruned_at": step|None,
+    "error": text}."""
+    out.mkdir(parents=True, exist_ok=True)
+    request = out / REQUEST
+    request.write_text(json.dumps({
+        "config": cfg.to_dict(), "out": str(out), "fraction": fraction,
+        "storage": storage_url, "study": study_name, "trial_id": trial_id,
+    }), encoding="utf-8")
+    (out / OUTCOME).unlink(missing_ok=True)
+    proc = subprocess.run([sys.executable, "-m", "tunelm.search.isolate", str(request)],
+                          env=os.environ.copy())
+    outcome_file = out / OUTCOME
+    if not outcome_file.exists():  # killed, or crashed before it could say
+        return {"status": "error", "result": {},
+                "error": f"the trial's child process exited with code {proc.returncode} "
+                         f"and left no outcome; see {out / 'train.log'}"}
+    return json.loads(outcome_file.read_text(encoding="utf-8"))
+
+
+def _child(request_path: str) -> int:
+    import optuna
+
+    from ..config import from_dict
+    from ..files import write_text_atomic
+    from ..runner import run_trial
+    from .objective import OptunaReporter, is_oom
+    from .study import make_storage
+
+    req = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    out = Path(req["out"])
+    study = optuna.load_study(study_name=req["study"], storage=make_storage(req["storage"]))
+    trial = optuna.trial.Trial(study, req["trial_id"])
+    reporter = OptunaReporter(trial)
+    outcome: dict = {"status": "ok", "result": {}, "pruned_at": None}
+    try:
+        outcome["result"] = run_trial(from_dict(req["config"]), out, progress=False,
+                                      callbacks=[reporter], fraction=req["fraction"])
+    except TrainingError as exc:
+        outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - the parent decides what a failure means
+        outcome.update(status="oom" if is_oom(exc) else "error",
+                       error="".join(traceback.format_exception_only(type(exc), exc)).strip())
+    outcome["pruned_at"] = reporter.pruned_at
+    write_text_atomic(out / OUTCOME, json.dumps(outcome, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1]))

@@ -1,0 +1,98 @@
+"""`tunelm search --workers N`: N local worker processes on one study, watched by this one.
+
+Each worker is a plain `tunelm worker` process on the study's storage, the same as one started
+by hand on another machine. With GPUs, worker i sees only GPU i (CUDA_VISIBLE_DEVICES); on a
+CPU the cores are shared out (OMP_NUM_THREADS), because torch processes that each spin one
+thread per core slow each other down many times over.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..config import Config
+from ..errors import ConfigError, SearchError
+from ..models import gpu_count
+from .live import LiveTable
+
+log = logging.getLogger("tunelm.search")
+POLL_SECONDS = 2.0
+
+
+def worker_env(index: int, workers: int, gpus: int, cores: int, base: dict) -> dict:
+    """The environment of local worker `index` of `workers`."""
+    env = dict(base)
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index)
+    else:
+        threads = str(max(1, cores // workers))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OMP_WAIT_POLICY="PASSIVE")
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    return env
+
+
+def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | None,
+                live: bool = True):
+    from .budget import spent
+    from .study import (
+        budget_of,
+        dims_of,
+        enqueue_start,
+        keep_top,
+        open_study,
+        stop_reason,
+        storage_url,
+        summarize,
+    )
+
+    n = cfg.search.workers
+    gpus = gpu_count()
+    if gpus and n > gpus:
+        raise ConfigError(f"search.workers {n} is more than the {gpus} GPUs of this machine "
+                          "(one worker per GPU); start further workers on other machines with "
+                          "tunelm worker --storage URL --study NAME")
+    study, cfg = open_study(cfg, out, storage, study_name)
+    enqueue_start(study, cfg, dims_of(cfg))
+    url = storage_url(out, storage)
+    logs = out / "workers"
+    logs.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "tunelm", "--quiet", "worker", "--storage", url,
+           "--study", study.study_name, "--out", str(out)]
+    procs = []
+    for i in range(n):
+        env = worker_env(i, n, gpus, os.cpu_count() or 1, os.environ)
+        fh = open(logs / f"worker-{i}.log", "w", encoding="utf-8")
+        procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), fh))
+        log.info("worker %d started (pid %d%s), log %s", i, procs[-1][0].pid,
+                 f", GPU {i}" if gpus else f", {env['OMP_NUM_THREADS']} threads",
+                 logs / f"worker-{i}.log")
+    started = time.time()
+    table = LiveTable(budget_of(cfg), started)
+    try:
+        while any(p.poll() is None for p, _ in procs):
+            if live:
+                table.update(study)
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        for p, _ in procs:
+            p.terminate()
+        raise
+    finally:
+        for _, fh in procs:
+            fh.close()
+    if live:
+        table.update(study)
+    failed = [(i, p.returncode) for i, (p, _) in enumerate(procs) if p.returncode != 0]
+    for i, code in failed:
+        log.warning("worker %d exited with code %d; see %s", i, code, logs / f"worker-{i}.log")
+    if len(failed) == n:
+        raise SearchError(f"every worker failed; see the logs in {logs}")
+    keep_top(study, cfg.search.keep_top)
+    reason = budget_of(cfg).exhausted(spent(study.get_trials(deepcopy=False)),
+                                      time.time() - started)
+    return summarize(study, url, stop_reason(cfg, reason))
