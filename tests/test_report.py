@@ -21,7 +21,14 @@ from optuna.trial import TrialState, create_trial
 from tunelm.cli import main
 from tunelm.config import from_dict, load_config
 from tunelm.report import collect, write_report
-from tunelm.report.data import Axis, commands, importance_of, trial_state, verdict_of
+from tunelm.report.data import (
+    Axis,
+    commands,
+    history,
+    importance_of,
+    trial_state,
+    verdict_of,
+)
 
 from .conftest import arithmetic_rows, write_jsonl
 
@@ -151,6 +158,20 @@ def test_trial_states_tell_diverged_from_pruned():
     assert trial_state(_frozen(TrialState.COMPLETE, value=1.0)) == ("complete", "")
 
 
+def test_history_follows_the_direction_and_only_complete_trials_set_the_best():
+    trials = [_frozen(TrialState.COMPLETE, value=0.2, number=0),
+              _frozen(TrialState.PRUNED, value=0.9, number=1),  # pruned: never the best
+              _frozen(TrialState.COMPLETE, value=0.5, number=2),
+              _frozen(TrialState.COMPLETE, value=0.4, number=3),
+              _frozen(TrialState.FAIL, number=4)]
+    states = {t.number: trial_state(t) for t in trials}
+    up = history(trials, states, "maximize")
+    assert [(p.number, p.best_so_far) for p in up] == [(0, 0.2), (1, 0.2), (2, 0.5), (3, 0.5)]
+    down = history(trials, states, "minimize")
+    assert [p.best_so_far for p in down] == [0.2, 0.2, 0.2, 0.2]
+    assert [p.state for p in down] == ["complete", "pruned", "complete", "complete"]
+
+
 def test_importance_needs_two_complete_trials_and_two_varying_parameters():
     study = optuna.create_study()
     study.add_trial(_frozen(TrialState.COMPLETE, value=1.0, params={"a": 0.1, "b": 0.5}))
@@ -163,16 +184,28 @@ def test_importance_needs_two_complete_trials_and_two_varying_parameters():
 
 
 def test_verdict_is_wired_to_diagnose(tmp_path, monkeypatch):
-    assert verdict_of(None) == "n/a"
-    assert verdict_of(str(tmp_path / "missing")) == "n/a"
+    assert verdict_of(None) == ("n/a", "")
+    assert verdict_of(str(tmp_path / "missing")) == ("n/a", "")
     seen = []
 
     def diagnose(path):
         seen.append(Path(path))
-        return types.SimpleNamespace(verdict="healthy", findings=[])
+        finding = types.SimpleNamespace(message="eval loss rises after step 40")
+        return types.SimpleNamespace(verdict="OVERFIT", findings=[finding])
 
     monkeypatch.setitem(sys.modules, "tunelm.diagnose", types.SimpleNamespace(diagnose=diagnose))
-    assert verdict_of(str(tmp_path)) == "healthy" and seen == [tmp_path]
+    assert verdict_of(str(tmp_path)) == ("OVERFIT", "eval loss rises after step 40")
+    assert seen == [tmp_path]
+
+
+def test_verdicts_come_from_tunelm_diagnose(data):
+    diagnose = pytest.importorskip("tunelm.diagnose")
+    for r in data.rows:
+        d = diagnose.diagnose(r.trial_dir)
+        assert r.verdict == d.verdict and r.verdict in diagnose.VERDICTS
+        assert r.finding == (d.findings[0].message if d.findings else "")
+        if r.state == "diverged":
+            assert r.verdict != "HEALTHY"
 
 
 def test_commands_never_show_a_storage_password():

@@ -84,7 +84,8 @@ class TrialRow:
     task_metric: float | None
     cost_seconds: float | None
     relative_regret: float | None
-    verdict: str
+    verdict: str  # tunelm diagnose's verdict, or "n/a"
+    finding: str  # its most important finding, or ""
     trial_dir: str | None
 
 
@@ -151,19 +152,22 @@ def eval_curve(t: FrozenTrial) -> tuple[list[int], list[float]]:
     return [s for s, _ in points], [v for _, v in points]
 
 
-def verdict_of(trial_dir: str | None) -> str:
-    """The diagnosis verdict of a trial directory; "n/a" without one or without tunelm.diagnose."""
+def verdict_of(trial_dir: str | None) -> tuple[str, str]:
+    """(verdict, most important finding) of `tunelm diagnose` on a trial directory; ("n/a", "")
+    without the directory (another machine's worker wrote it) or without metrics to judge."""
     if not trial_dir or not Path(trial_dir).is_dir():
-        return "n/a"
+        return "n/a", ""
     try:
         from ..diagnose import diagnose
-    except ImportError:
-        return "n/a"
+    except ImportError:  # an install without the diagnose package
+        return "n/a", ""
     try:
-        return str(diagnose(trial_dir).verdict)
+        d = diagnose(trial_dir)
     except TunelmError as exc:  # e.g. a crashed trial with no metrics yet
         log.debug("no diagnosis for %s: %s", trial_dir, exc)
-        return "n/a"
+        return "n/a", ""
+    finding = str(getattr(d.findings[0], "message", d.findings[0])) if d.findings else ""
+    return str(d.verdict), finding
 
 
 def _finite(x) -> float | None:
@@ -274,6 +278,7 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
         state, reason = states[t.number]
         params = t.user_attrs.get("params") or dict(t.params)
         steps, losses = eval_curve(t)
+        verdict, finding = verdict_of(t.user_attrs.get("trial_dir"))
         best_loss = _finite(t.user_attrs.get("best_eval_loss"))
         if best_loss is None and losses:
             best_loss = min(losses)
@@ -283,8 +288,7 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
             task_metric=_finite(t.user_attrs.get("exact_match")),
             cost_seconds=_finite(t.user_attrs.get("cost_seconds")),
             relative_regret=_finite(regret.get(t.number)),
-            verdict=verdict_of(t.user_attrs.get("trial_dir")),
-            trial_dir=t.user_attrs.get("trial_dir")))
+            verdict=verdict, finding=finding, trial_dir=t.user_attrs.get("trial_dir")))
         if steps:
             curves.append(TrialCurve(t.number, state, reason, steps, losses))
         lr = params.get(LR, cfg.train.learning_rate if LR not in names else None)

@@ -18,7 +18,7 @@ from .charts import COLORS, Chart
 from .data import ReportData, TrialRow
 
 CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1100px;
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0 auto;max-width:1240px;
 padding:0 20px 40px;color:#222}
 h1{margin:24px 0 4px}h2{margin:28px 0 8px;font-size:1.2em}
 .meta{color:#555;margin:0}.counts span{margin-right:14px}
@@ -31,7 +31,8 @@ table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid #e3e3e3;padding:4px 6px;text-align:right;white-space:nowrap}
 th{cursor:pointer;background:#fafafa;position:sticky;top:0}
 th[data-dir=asc]::after{content:" \\25B2"}th[data-dir=desc]::after{content:" \\25BC"}
-td.text{text-align:left;white-space:normal}
+th.text,td.text{text-align:left;white-space:normal;min-width:11em}
+.scroll{overflow-x:auto}
 .state{font-weight:600}.reason{display:block;font-weight:400;color:#666;font-size:.9em}
 tr.best{background:#eef6ff}
 """
@@ -114,26 +115,32 @@ def _row(r: TrialRow, params: list[str], best: int | None) -> str:
         _cell((str(r.number), str(r.number))),
         f'<td class="text" data-v="{escape(r.state)}"><span class="state" style="color:{color}">'
         f"{escape(r.state)}</span>{reason}</td>",
-        _cell((r.tag, r.tag), "text"),
+        _cell((r.tag, r.tag)),
         *[_cell(_param(r.params.get(p))) for p in params],
         _cell(_num(r.best_eval_loss)),
         _cell(_num(r.task_metric, ".1%")),
         _cell(_cost(r.cost_seconds)),
         _cell(_num(r.relative_regret, ".1%")),
-        _cell((r.verdict, r.verdict), "text"),
+        f'<td class="text" data-v="{escape(r.verdict)}">{escape(r.verdict)}'
+        + (f'<span class="reason">{escape(r.finding)}</span>' if r.finding else "") + "</td>",
     ]
     cls = ' class="best"' if r.number == best else ""
     return f"<tr{cls}>" + "".join(cells) + "</tr>"
 
 
+_TEXT = ' class="text"'
+
+
 def _table(data: ReportData) -> str:
     heads = ["trial", "state", "tag", *data.params, "best eval loss", "exact match", "cost",
              "relative regret", "diagnosis"]
+    text = {"state", "diagnosis"}
     best = data.best.number if data.best else None
     body = "\n".join(_row(r, data.params, best) for r in data.rows)
-    return ('<table class="sortable" id="trials"><thead><tr>'
-            + "".join(f'<th title="sort by {escape(h)}">{escape(h)}</th>' for h in heads)
-            + f"</tr></thead><tbody>\n{body}\n</tbody></table>")
+    return ('<div class="scroll"><table class="sortable" id="trials"><thead><tr>'
+            + "".join(f'<th{_TEXT if h in text else ""} title="sort by {escape(h)}">'
+                      f"{escape(h)}</th>" for h in heads)
+            + f"</tr></thead><tbody>\n{body}\n</tbody></table></div>")
 
 
 def _chart(chart: Chart) -> str:
