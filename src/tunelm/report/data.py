@@ -244,7 +244,7 @@ def importance_of(study: optuna.Study, names: list[str]) -> Importance:
 def commands(study_dir: Path | None, storage: str | None, study_name: str,
              best_yaml: Path) -> list[str]:
     """The commands that train the best configuration (written to `best_yaml`) and export it."""
-    target = _redact(storage) + f" --name {study_name}" if storage else str(study_dir)
+    target = _redact(storage) + f" --study {study_name}" if storage else str(study_dir)
     return [f"tunelm train {best_yaml} --out runs/best", f"tunelm export {target} --to trl"]
 
 
