@@ -211,6 +211,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export
+
+    for path in export(args.source, args.to, args.out, study_name=args.study):
+        print(path)
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report import write_report
 
@@ -401,6 +409,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study directory, or a storage URL with --name")
     p.add_argument("--name", help="study name (with a storage URL)")
     p.set_defaults(func=cmd_best)
+
+    p = _command(
+        sub, "export", "the best config of a study (or a run's) for TRL, Transformers, Axolotl "
+        "or LLaMA-Factory",
+        """
+            tunelm export runs/contracts --to axolotl               # ./axolotl.yaml
+            tunelm export runs/contracts --to trl --out job/train.py  # job/train.py + job/train.json
+            tunelm export runs/t1 --to transformers --out exports/  # a run directory
+            tunelm export postgresql://user:pw@host/db --study contracts --to llama-factory
+        """,
+    )
+    p.add_argument("source", help="study directory, run (trial) directory, or storage URL "
+                   "with --study")
+    p.add_argument("--to", required=True, metavar="FORMAT",
+                   help="trl | transformers | axolotl | llama-factory")
+    p.add_argument("--out", help="the main file to write (companions go beside it), or a "
+                   "directory (default: the format's file name here)")
+    p.add_argument("--study", help="study name (with a storage URL, or to pick one study)")
+    p.set_defaults(func=cmd_export)
 
     p = _command(
         sub, "export", "the best config of a study (or a run's) for TRL, Transformers, Axolotl "
