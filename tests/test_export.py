@@ -303,6 +303,10 @@ def test_study_export_is_the_best_trial(make_cfg, tmp_path):
     done = [r for r in result.trials if r["state"] == "COMPLETE"]
     best_number = min(done, key=lambda r: r["value"])["number"]
     assert f"trial {best_number} " in raw["source"]
+    # the same study through its storage URL and name, as a worker on another machine names it
+    url = f"sqlite:///{tmp_path / 'study' / 'study.db'}"
+    files = exported(url, "transformers", tmp_path / "by-url", study_name="study")
+    LOADERS["transformers"](files, best)
 
 
 def test_trl_script_reproduces_the_run(run_dir, tmp_path):
