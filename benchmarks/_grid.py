@@ -80,12 +80,12 @@ def run_config(cfg_dict: dict, params: dict, out: Path, loaded) -> dict:
         section, name = path.split(".", 1)
         d[section][name] = value
     cfg = from_dict(d)
-    start = time.time()
+    start, cpu_start = time.time(), time.process_time()
     try:
         result = run_trial(cfg, out, loaded=loaded, progress=False)
     except TrainingError as exc:  # a diverged run is a data point, not a crash
         result = exc.result or {}
-    seconds = time.time() - start
+    seconds, cpu_seconds = time.time() - start, time.process_time() - cpu_start
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [[r["step"], _sig(r["eval_loss"])] for r in rows if "eval_loss" in r]
     train = [[r["step"], _sig(r.get("train_loss")), _sig(r.get("grad_norm"), 4)]
@@ -101,7 +101,8 @@ def run_config(cfg_dict: dict, params: dict, out: Path, loaded) -> dict:
         "best_step": result.get("best_step"),
         "exact_match": task.get("exact_match"),
         "parse_rate": task.get("parse_rate"),
-        "seconds": round(seconds, 1),
+        "seconds": round(seconds, 1),  # wall: training, evaluations, generation, saving
+        "cpu_seconds": round(cpu_seconds, 1),  # this process's CPU time over the same span
         "train_seconds": result.get("train_seconds"),
         "evals": evals,
         "train": train,  # [step, train loss, grad norm]
