@@ -41,7 +41,7 @@ system:
 	fi
 
 demo: setup
-	$(VENV)/bin/tunelm train presets/demo.yaml --out runs/demo
+	$(VENV)/bin/tunelm demo --out runs/demo
 
 # TUNELM_REAL_SERVICES=1: a test whose PostgreSQL or Chromium is missing fails instead of skipping
 test: setup system

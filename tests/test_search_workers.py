@@ -116,3 +116,14 @@ def test_bad_worker_counts(cfg_of, tmp_path, capsys):
     assert main(["-q", "search", str(cfg), "--workers", "0", "--out", str(tmp_path / "x")]) == 2
     assert "search.workers must be" in capsys.readouterr().err
     assert not Path(tmp_path / "x").exists()
+
+
+def test_bad_data_ends_the_study_with_exit_2(cfg_of, tmp_path, capsys):
+    raw = cfg_of(strategy="random", trials=3).to_dict()
+    raw["data"]["max_length"] = 8  # every completion truncated away: a data problem
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(raw))
+    assert main(["-q", "search", str(cfg), "--out", str(tmp_path / "s")]) == 2
+    assert "lost all its completion tokens" in capsys.readouterr().err
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
+    assert len(study.trials) == 1  # it stopped at the first trial instead of failing three

@@ -196,18 +196,25 @@ def cmd_worker(args) -> int:
     return 0
 
 
+def cmd_demo(args) -> int:
+    from .demo import run_demo, table
+
+    result = run_demo(args.out, model=args.model, train_size=args.train, eval_size=args.eval,
+                      steps=args.steps)
+    print(f"\nthe comparison on {args.eval} held-out contracts (exact match of the parsed JSON; "
+          "eval loss on the completion tokens):")
+    print(table(result.rows))
+    print(f"\nstudy directory   {result.out}")
+    if result.report:
+        print(f"report            {result.report}")
+    print(f"took              {result.seconds / 60:.1f} minutes")
+    return 0
+
+
 def cmd_best(args) -> int:
     from .search import best_config
 
     print(best_config(args.study, args.name).to_yaml(), end="")
-    return 0
-
-
-def cmd_export(args) -> int:
-    from .export import export
-
-    for path in export(args.source, args.to, args.out, study_name=args.study):
-        print(path)
     return 0
 
 
@@ -405,29 +412,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where this worker writes trial directories")
     p.set_defaults(func=cmd_worker)
 
+    p = _command(
+        sub, "demo", "the whole loop on the embedded default: recommend, search, compare, report",
+        """
+            tunelm demo                       # about 20 minutes on a 2-core CPU; runs/demo
+            tunelm demo --out runs/demo2 --steps 60
+        """,
+    )
+    p.add_argument("--out", default="runs/demo", help="study directory (default runs/demo)")
+    p.add_argument("--steps", type=int, default=40,
+                   help="steps of a full run, the same cap for every run (default 40)")
+    p.add_argument("--train", type=int, default=200, help="training examples (default 200)")
+    p.add_argument("--eval", type=int, default=40, help="held-out examples (default 40)")
+    p.add_argument("--model", default="smollm2-135m", help=argparse.SUPPRESS)  # tests: tiny
+    p.set_defaults(func=cmd_demo)
+
     p = sub.add_parser("best", help="the best config of a study, as YAML for tunelm train")
     p.add_argument("study", help="study directory, or a storage URL with --name")
     p.add_argument("--name", help="study name (with a storage URL)")
     p.set_defaults(func=cmd_best)
-
-    p = _command(
-        sub, "export", "the best config of a study (or a run's) for TRL, Transformers, Axolotl "
-        "or LLaMA-Factory",
-        """
-            tunelm export runs/contracts --to axolotl               # ./axolotl.yaml
-            tunelm export runs/contracts --to trl --out job/train.py  # job/train.py + job/train.json
-            tunelm export runs/t1 --to transformers --out exports/  # a run directory
-            tunelm export postgresql://user:pw@host/db --study contracts --to llama-factory
-        """,
-    )
-    p.add_argument("source", help="study directory, run (trial) directory, or storage URL "
-                   "with --study")
-    p.add_argument("--to", required=True, metavar="FORMAT",
-                   help="trl | transformers | axolotl | llama-factory")
-    p.add_argument("--out", help="the main file to write (companions go beside it), or a "
-                   "directory (default: the format's file name here)")
-    p.add_argument("--study", help="study name (with a storage URL, or to pick one study)")
-    p.set_defaults(func=cmd_export)
 
     p = _command(
         sub, "export", "the best config of a study (or a run's) for TRL, Transformers, Axolotl "

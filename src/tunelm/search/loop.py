@@ -53,7 +53,7 @@ def sample_trials(study: optuna.Study, objective, stop, callbacks, limit: int | 
                   poll: float = POLL_SECONDS) -> None:
     """Run trials of a sampler strategy until the budget (`stop`, `limit` trials) is spent."""
     admitted = Admitted(objective, limit)
-    while not stop.check(study):
+    while not stop.check(study) and getattr(objective, "fatal", None) is None:
         trials = study.get_trials(deepcopy=False)
         waiting = any(t.state == TrialState.WAITING for t in trials)
         if limit is not None and not waiting and claimed(trials) >= limit:

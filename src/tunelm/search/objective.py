@@ -20,7 +20,7 @@ import optuna
 from transformers import TrainerCallback
 
 from ..config import Config
-from ..errors import TrainingError
+from ..errors import BadInputError, TrainingError
 from ..models import gpu_count
 from ..runner import run_trial
 from .budget import COST_ATTR
@@ -70,6 +70,7 @@ class TrialRunner:
         self.progress = progress
         self._loaded = None
         self._full_state = None
+        self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
 
     def _model(self, cfg: Config):
         """The base model and tokenizer, loaded on the first trial and kept."""
@@ -94,6 +95,13 @@ class TrialRunner:
         params = self.params_for(trial)
         fraction = float(trial.user_attrs.get("fraction", 1.0))
         cfg = apply(self.base, params)
+        # the base model's score is the same in every trial (tunelm evaluate --baseline gives
+        # it once); a probe is judged by its eval loss, and generating for the task metric is
+        # the slow part of its evaluation
+        quiet = {"eval.baseline": False}
+        if fraction < 1 and self.objective != "exact_match":
+            quiet["eval.metric"] = "none"
+        cfg = apply(cfg, quiet)
         out = self.study_dir / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("trial_dir", str(out))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -104,6 +112,10 @@ class TrialRunner:
             try:
                 result, pruned_at = self._run(trial, cfg, out, fraction, reporter)
                 break
+            except BadInputError as exc:  # the data or config, not this trial's parameters
+                self.fatal = exc
+                trial.study.stop()
+                raise
             except TrainingError as exc:  # diverged or NaN: a bad configuration, pruned
                 self._record(trial, exc.result or {}, started, oom_retries)
                 trial.set_user_attr("prune_reason", exc.result.get("stop_reason") if exc.result

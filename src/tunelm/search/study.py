@@ -209,6 +209,8 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
             if not worker:
                 enqueue_start(study, cfg, dims)
             sample_trials(study, runner, stop, report, trial_limit(cfg, dims))
+    if runner.fatal is not None:
+        raise runner.fatal
     keep_top(study, cfg.search.keep_top)
     return summarize(study, storage_url(out, storage), stop_reason(cfg, stop.reason))
 
@@ -245,7 +247,7 @@ def _run_protocol(study, cfg: Config, runner, report, stop) -> None:
     if cfg.model.method != "full":
         base["lora.r"] = cfg.lora.r
     proto = Protocol(base, tuned_rank=cfg.model.method != "full")
-    while not stop.reason:
+    while not stop.reason and runner.fatal is None:
         todo = proto.propose(curves(study))
         if todo is None:
             break
