@@ -20,7 +20,7 @@ import optuna
 from transformers import TrainerCallback
 
 from ..config import Config
-from ..errors import BadInputError, TrainingError
+from ..errors import BadInputError, ConfigError, TrainingError
 from ..models import gpu_count
 from ..runner import run_trial
 from .budget import COST_ATTR
@@ -94,7 +94,11 @@ class TrialRunner:
     def __call__(self, trial: optuna.Trial) -> float:
         params = self.params_for(trial)
         fraction = float(trial.user_attrs.get("fraction", 1.0))
-        cfg = apply(self.base, params)
+        try:
+            cfg = apply(self.base, params)
+        except ConfigError as exc:  # the space let through a value the config refuses
+            trial.set_user_attr("error", f"invalid parameters: {exc}")
+            raise
         # the base model's score is the same in every trial (tunelm evaluate --baseline gives
         # it once); a probe is judged by its eval loss, and generating for the task metric is
         # the slow part of its evaluation
@@ -123,6 +127,7 @@ class TrialRunner:
                 raise optuna.TrialPruned(str(exc)) from None
             except Exception as exc:
                 if not is_oom(exc) or cfg.train.batch_size == 1:
+                    trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
                     raise
                 self._free_memory()
                 bs, acc = cfg.train.batch_size // 2, cfg.train.grad_accum * 2

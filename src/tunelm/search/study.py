@@ -26,7 +26,6 @@ from ..config import Config, from_dict
 from ..errors import ConfigError, SearchError
 from .budget import NOT_RUN_ATTR, Budget, spent
 from .loop import sample_trials
-from .objective import TrialRunner
 from .protocol import Protocol
 from .pruners import make_pruner
 from .space import dims_of, grid
@@ -190,6 +189,8 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
     if cfg.search.strategy in ("random", "tpe") and budget_of(cfg) == Budget():
         raise ConfigError(f"search.strategy {cfg.search.strategy} needs a budget: --trials, "
                           "--budget-hours or --timeout")
+    from .objective import TrialRunner  # imports Transformers: only where trials run
+
     dims = dims_of(cfg)
     runner = TrialRunner(cfg, dims, out, cfg.search.objective, extra_callbacks=callbacks,
                          progress=progress,
