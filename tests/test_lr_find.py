@@ -242,6 +242,7 @@ def test_lr_find_writes_its_record_and_plot(tiny_config, tmp_path):
     assert (start, end) == (3, record["steps_run"] - 5)
     assert start <= s["index"] < end and start <= v["index"] < end
     assert s["point_lr"] == curve[s["index"]]["lr"] and v["lr"] == curve[v["index"]]["lr"]
+    assert (record["diverged_at_lr"] is None) == (record["stop_reason"] == "schedule finished")
 
 
 def test_lr_find_stops_when_the_loss_diverges(tiny_config, tmp_path):
@@ -251,6 +252,7 @@ def test_lr_find_stops_when_the_loss_diverges(tiny_config, tmp_path):
                          progress=False)
     assert record["steps_run"] < 100
     assert "exceeded 4x" in record["stop_reason"] or "not finite" in record["stop_reason"]
+    assert record["diverged_at_lr"] == record["curve"][-1]["lr"]
     last = [p for p in record["curve"] if p["smoothed"] is not None]
     if "exceeded" in record["stop_reason"]:
         assert last[-1]["smoothed"] > 4 * min(p["smoothed"] for p in last)
@@ -282,6 +284,7 @@ def test_cli_lr_find(tiny_config, tmp_path, capsys):
     shown = capsys.readouterr().out
     record = json.loads((tmp_path / "out" / "lr_find.json").read_text())
     assert f"{record['suggested_lr']:.2e}" in shown and "valley rule" in shown
+    assert ("diverged at" in shown) == (record["diverged_at_lr"] is not None)
     assert record["steps"] == 20 and record["min_lr"] == 1e-5
 
 

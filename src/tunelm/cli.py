@@ -251,11 +251,15 @@ def cmd_lr_find(args) -> int:
     record = run_lr_find(cfg, out, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps,
                          progress=not args.quiet)
     steep, valley = record["suggestions"]["steepest"], record["suggestions"]["valley"]
-    print(f"suggested learning rate  {steep['lr']:.2e}  ({steep['how']})\n"
-          f"valley rule              {valley['lr']:.2e}  ({valley['how']})\n"
-          f"test                     {record['steps_run']} of {record['steps']} steps, "
-          f"{record['stop_reason']}, {record['wall_seconds']:.0f} s\n"
-          f"written                  {out / 'lr_find.json'}, {out / 'lr_find.png'}")
+    lines = [f"suggested learning rate  {steep['lr']:.2e}  ({steep['how']})",
+             f"valley rule              {valley['lr']:.2e}  ({valley['how']})",
+             f"test                     {record['steps_run']} of {record['steps']} steps, "
+             f"{record['stop_reason']}, {record['wall_seconds']:.0f} s"]
+    if record["diverged_at_lr"]:
+        lines.append(f"diverged at              {record['diverged_at_lr']:.2e}  (train well "
+                     "below it; read the suggestion as the low end of the range to try)")
+    lines.append(f"written                  {out / 'lr_find.json'}, {out / 'lr_find.png'}")
+    print("\n".join(lines))
     return 0
 
 

@@ -22,10 +22,13 @@ The choices, and where they come from:
   unit of log rate (central differences, `numpy.gradient`), divided by `STEEPEST_BACKOFF` = 3.
   Why back off: the moving average lags the raw losses (its mean lag is up to beta/(1-beta) = 49
   steps), so the smoothed curve's steepest point sits to the right of the raw curve's; on the
-  synthetic range tests of `tests/test_lr_find.py` that shift is 2-3x, and /3 takes it back.
+  synthetic range tests of `tests/test_lr_find.py` (100 steps over 7 decades) that shift is
+  2.3-2.7x, on the demo task 2.9x (docs/benchmarks.md), and /3 takes it back.
   Lightning reports the steepest point as it is; fastai's other rule, `minimum`, backs off by 10
-  from the loss minimum. We report the rate before the back-off as well.
-- **Valley** (fastai's default since 2.4, by ESRI): the longest decreasing run of the smoothed
+  from the loss minimum. We report the rate before the back-off as well. Measured on the demo
+  task (LoRA), the suggestion came out 3x *below* the best rate of a real sweep: treat it as the
+  low end of a bracket whose high end is the divergence, not as the rate to train at.
+- **Valley** (fastai's default rule, by ESRI): the longest decreasing run of the smoothed
   curve (longest strictly decreasing subsequence, as fastai computes it), and the point about
   half-way along it: index `start + int(L/3) + int(L/6)` with `L = end - start` and
   `start = end - (length of the run)`, exactly fastai's arithmetic. One deviation: where that

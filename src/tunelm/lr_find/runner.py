@@ -122,7 +122,9 @@ def _run(cfg, loaded, min_lr, max_lr, steps, beta, backoff, progress) -> dict:
         "weight_decay": cfg.train.weight_decay, "max_grad_norm": cfg.train.max_grad_norm,
         "optimizer": "adamw_torch", "train_sequences": len(data.train),
         "min_lr": min_lr, "max_lr": max_lr, "steps": steps, "steps_run": ran,
-        "stop_reason": stop or "schedule finished", "beta": beta, "backoff": backoff,
+        "stop_reason": stop or "schedule finished",
+        "diverged_at_lr": lrs[ran - 1] if stop else None,  # the high end of the bracket
+        "beta": beta, "backoff": backoff,
         "divergence_factor": DIVERGENCE_FACTOR, "window": list(result.window),
         "suggested_lr": sug["steepest"]["lr"] if sug["steepest"] else None,
         "suggestions": sug, "note": result.note,
