@@ -133,8 +133,11 @@ def test_each_sampler_strategy_runs_a_tiny_study(search_cfg, tmp_path, strategy,
 
 
 def test_protocol_runs_its_stages(search_cfg, tmp_path):
-    cfg = search_cfg(strategy="protocol", trials=None)
+    wd = {"train.weight_decay": {"type": "float", "low": 0.0, "high": 0.1}}
+    cfg = search_cfg(strategy="protocol", trials=None, space={**SPACE, **wd})
     result = run_search(cfg, tmp_path / "study")
+    # what the protocol does not tune stays at the config's value, never sampled
+    assert {t["params"]["train.weight_decay"] for t in result.trials} == {cfg.train.weight_decay}
     tags = [t["tag"] for t in result.trials]
     assert tags[:4] == ["lr", "lr", "lr", "rank"] and tags[-1] == "final"
     probe_dir = tmp_path / "study" / "trials" / "0000"

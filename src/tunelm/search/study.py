@@ -248,6 +248,8 @@ def _run_protocol(study, cfg: Config, runner, report, stop) -> None:
     if cfg.model.method != "full":
         base["lora.r"] = cfg.lora.r
     proto = Protocol(base, tuned_rank=cfg.model.method != "full")
+    # what the protocol does not tune (weight decay, dropout, ...) stays at the config's value
+    held = {d.name: _value_of(cfg, d.name) for d in runner.dims if not d.when}
     while not stop.reason and runner.fatal is None:
         todo = proto.propose(curves(study))
         if todo is None:
@@ -256,8 +258,9 @@ def _run_protocol(study, cfg: Config, runner, report, stop) -> None:
             raise SearchError("the protocol is waiting on trials another process is running; "
                               "run it from one `tunelm search` process")
         for s in todo:
-            study.enqueue_trial(s.params, user_attrs={"fixed": s.params, "tag": s.tag,
-                                                      "fraction": s.fraction},
+            params = {**held, **s.params}
+            study.enqueue_trial(params, user_attrs={"fixed": params, "tag": s.tag,
+                                                    "fraction": s.fraction},
                                 skip_if_exists=False)
         study.optimize(runner, n_trials=len(todo), callbacks=report, catch=(Exception,),
                        gc_after_trial=True)
