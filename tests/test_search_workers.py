@@ -127,3 +127,20 @@ def test_bad_data_ends_the_study_with_exit_2(cfg_of, tmp_path, capsys):
     assert "lost all its completion tokens" in capsys.readouterr().err
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
     assert len(study.trials) == 1  # it stopped at the first trial instead of failing three
+
+
+def test_dry_run_estimates_the_cost(cfg_of, tmp_path, capsys):
+    from tunelm.search.estimate import PROTOCOL_RUNS, estimate_cost, run_equivalents
+
+    assert run_equivalents(cfg_of(strategy="protocol"), None) == PROTOCOL_RUNS
+    assert run_equivalents(cfg_of(strategy="grid", trials=None), 9) == (9.0, 9.0)
+    assert run_equivalents(cfg_of(strategy="grid", trials=4), 9) == (4.0, 4.0)
+    assert run_equivalents(cfg_of(strategy="random", trials=None), None) is None
+    est = estimate_cost(cfg_of(strategy="random", trials=5))
+    assert est["steps"] == 6 and est["run_hours"] > 0
+    assert est["study_device_hours"][0] == pytest.approx(5 * est["run_hours"])
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(cfg_of(strategy="random", trials=5).to_dict()))
+    assert main(["-q", "search", str(cfg), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "one full run: 6 steps" in out and "5 full-run equivalents" in out

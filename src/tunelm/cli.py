@@ -180,9 +180,20 @@ def _dry_run(cfg, out) -> int:
     if cfg.search.strategy == "grid":
         total = math.prod(len(v) for v in grid(dims, cfg.search.grid_points).values())
         print(f"grid: {total} configurations")
+    total = None
+    if cfg.search.strategy == "grid":
+        total = math.prod(len(v) for v in grid(dims, cfg.search.grid_points).values())
     if cfg.search.strategy == "protocol":
         print("plan: 3 learning rates on 20% of the steps, rank r vs 2r on 20%, warmup 0.05 vs "
-              "0.1 on 20% if the loss was spiky, then the final run: 1.8 to 2.2 full runs")
+              "0.1 on 20% if the loss was spiky, then the final run: 1.8 to 2.0 full runs")
+    from .search.estimate import describe_cost, estimate_cost
+
+    from .errors import DataError, ModelError
+
+    try:
+        print(describe_cost(estimate_cost(cfg, total)))
+    except (DataError, ModelError) as exc:  # the plan stands; the cost needs the data and model
+        print(f"cost: not estimated: {exc}")
     return 0
 
 

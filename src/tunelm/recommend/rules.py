@@ -437,6 +437,19 @@ def search_space(lr: float, facts: ModelFacts, method: str, r: int) -> dict:
     return space_around(lr, r, method, lr_low=p_lo, lr_high=p_hi)
 
 
+def throughput_estimate(facts: ModelFacts, method: str, devices: int,
+                        on_gpu: bool) -> tuple[float, str]:
+    """(training tokens/s, how it was estimated) from the FLOPs per token."""
+    flops_per_token = (6 if method == "full" else 4) * facts.num_params
+    if on_gpu:
+        per_device = 312e12 * 0.4  # an A100-class GPU (bf16 dense) at 40% utilisation
+        how = "assumed 40% of an A100-class GPU's 312 TFLOP/s per device; --measure measures it"
+    else:
+        per_device = 0.078e12  # measured: SmolLM2-135M LoRA at ~145 tokens/s on 2 CPU cores
+        how = "assumed 0.078 TFLOP/s, as measured on a 2-core CPU; --measure measures it"
+    return max(1, devices) * per_device / flops_per_token, how
+
+
 def budget_sketch(facts: ModelFacts, data: DatasetFacts, epochs: int, method: str, devices: int,
                   on_gpu: bool, measured: float | None) -> dict:
     """Cost of one full run and of a search, from tokens and a throughput estimate."""
@@ -445,14 +458,7 @@ def budget_sketch(facts: ModelFacts, data: DatasetFacts, epochs: int, method: st
     if measured:
         tps, how = measured, "measured (--measure)"
     else:
-        flops_per_token = (6 if method == "full" else 4) * facts.num_params
-        if on_gpu:
-            per_device = 312e12 * 0.4  # an A100-class GPU (bf16 dense) at 40% utilisation
-            how = "assumed 40% of an A100-class GPU's 312 TFLOP/s per device; --measure measures it"
-        else:
-            per_device = 0.078e12  # measured: SmolLM2-135M LoRA at ~145 tokens/s on 2 CPU cores
-            how = "assumed 0.078 TFLOP/s, as measured on a 2-core CPU; --measure measures it"
-        tps = devices * per_device / flops_per_token
+        tps, how = throughput_estimate(facts, method, devices, on_gpu)
     run_hours = run_tokens / tps / 3600
     parts = {"probe_runs": 3 * 0.2, "rank_check": 2 * 0.2, "final_run": 1.0}
     hours = {k: v * run_hours for k, v in parts.items()}

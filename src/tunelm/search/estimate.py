@@ -1,0 +1,79 @@
+"""What a study will cost before it runs (`tunelm search --dry-run`): the length of one full run
+from the step plan, the data's token lengths and a throughput estimate, times the strategy's
+number of full-run equivalents."""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+from ..config import Config
+
+# full-run equivalents of the protocol: 3 learning rates at 20%, rank 2r at 20%, warmup at 20%
+# only if the loss was spiky, the final run
+PROTOCOL_RUNS = (0.6 + 0.2 + 1.0, 0.6 + 0.2 + 0.2 + 1.0)
+
+
+def run_equivalents(cfg: Config, grid_size: int | None) -> tuple[float, float] | None:
+    """(fewest, most) full runs the strategy spends; None when only a budget bounds it."""
+    s = cfg.search
+    if s.strategy == "protocol":
+        return PROTOCOL_RUNS
+    if s.strategy == "grid":
+        n = min(grid_size, s.trials) if s.trials else grid_size
+        return float(n), float(n)
+    return (float(s.trials), float(s.trials)) if s.trials else None
+
+
+def estimate_cost(cfg: Config, grid_size: int | None = None) -> dict:
+    """Hours of one full run and of the study (pruning only makes it cheaper)."""
+    from ..data import resolve_paths
+    from ..models import gpu_count
+    from ..recommend.facts import model_facts
+    from ..recommend.rules import Request, _local_tokenizer, dataset_facts, throughput_estimate
+    from ..runner.plan import plan_steps
+
+    facts = model_facts(cfg.model.name)
+    gpus = gpu_count()
+    with tempfile.TemporaryDirectory() as tmp:
+        train, _ = resolve_paths(cfg.data, Path(tmp))
+        data = dataset_facts(Request(model=cfg.model.name, data=train),
+                             tokenizer=_local_tokenizer(cfg.model.name))
+    tokens_per_seq = min(data.avg_tokens, cfg.data.max_length)
+    plan = plan_steps(cfg.train, data.examples, world_size=max(1, gpus))
+    tps, how = throughput_estimate(facts, cfg.model.method, max(1, gpus), gpus > 0)
+    run_tokens = plan.total_steps * plan.effective_batch * tokens_per_seq
+    run_hours = run_tokens / tps / 3600
+    runs = run_equivalents(cfg, grid_size)
+    study = None if runs is None else tuple(r * run_hours * max(1, gpus) for r in runs)
+    if study is not None and cfg.search.budget_hours is not None:
+        study = tuple(min(h, cfg.search.budget_hours) for h in study)
+    return {"steps": plan.total_steps, "effective_batch": plan.effective_batch,
+            "tokens_per_sequence": round(tokens_per_seq, 1), "tokens_per_s": round(tps, 1),
+            "throughput_source": how,
+            "data_source": f"the built-in {cfg.data.task} task, tokenized" if cfg.data.task
+            and not cfg.data.train else data.source,
+            "run_hours": run_hours, "run_equivalents": runs, "study_device_hours": study}
+
+
+def describe_cost(est: dict) -> str:
+    run = est["run_hours"]
+    lines = [f"one full run: {est['steps']} steps x {est['effective_batch']} sequences x "
+             f"~{est['tokens_per_sequence']:.0f} tokens at ~{est['tokens_per_s']:.0f} tokens/s "
+             f"= {_hours(run)} ({est['throughput_source']}; lengths {est['data_source']})"]
+    if est["study_device_hours"] is None:
+        lines.append("the study: bounded only by --budget-hours / --timeout (give --trials for "
+                     "an estimate)")
+    else:
+        lo, hi = est["study_device_hours"]
+        runs = est["run_equivalents"]
+        span = _hours(hi) if math.isclose(lo, hi) else f"{_hours(lo)} to {_hours(hi)}"
+        lines.append(f"the study: {span} of device time ({runs[0]:g}"
+                     + ("" if runs[0] == runs[1] else f" to {runs[1]:g}")
+                     + " full-run equivalents; pruning only lowers it)")
+    return "\n".join(lines)
+
+
+def _hours(h: float) -> str:
+    return f"{h * 60:.1f} min" if h < 1 else f"{h:.2f} h"
