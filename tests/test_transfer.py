@@ -192,6 +192,17 @@ def test_cli_transfer_prints_the_table(proxy_study, tmp_path, capsys):
     assert all(c["explanation"]["rank"]["how"].startswith("doubled") for c in record["configs"])
 
 
+def test_cli_transfer_from_a_storage_url(proxy_study, tmp_path, capsys):
+    url = f"sqlite:///{proxy_study / 'study.db'}"
+    assert main(["-q", "transfer", "--from", url, "--to-model", TARGET, "--top", "1",
+                 "--out", str(tmp_path / "t")]) == 2
+    assert "name the study with --study NAME" in capsys.readouterr().err
+    assert main(["-q", "transfer", "--from", url, "--study", "proxy", "--to-model", TARGET,
+                 "--top", "1", "--fraction", "0.25", "--out", str(tmp_path / "t")]) == 0
+    record = json.loads((tmp_path / "t" / "transfer.json").read_text())
+    assert len(record["configs"]) == 1 and record["winner"]["proxy_rank"] == 1
+
+
 def test_every_config_failing_on_the_target_is_a_failed_run(proxy_study, tmp_path, capsys,
                                                             monkeypatch):
     """Every target run diverges (simulated: the runner raises as on a divergence): no winner,

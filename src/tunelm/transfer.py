@@ -243,7 +243,7 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
                  storage: str | None = None, study_name: str | None = None,
                  overrides: list[str] | None = None, progress: bool = False) -> TransferResult:
     """Run the `top` best configs of the proxy study `from_study` (a directory, or a storage URL
-    with `study_name`) on `to_model`, each for `fraction` of its planned steps, in a new study
+    with `study_name`; `storage` names the URL of a directory's study kept elsewhere) on `to_model`, each for `fraction` of its planned steps, in a new study
     in `out` (default `<proxy dir>-to-<model slug>`); writes `out/transfer.json`.
 
     Raises ConfigError/ModelError (exit 2) for a missing study, too few finished trials, a
@@ -261,13 +261,14 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
         raise ConfigError(f"--fraction must be in (0, 1] (a share of the planned steps), "
                           f"got {fraction!r}")
     text = str(from_study)
-    if "://" in text and not study_name:
-        raise ConfigError(f"{text} is a storage URL: name the study with --study NAME")
-    if "://" not in text and not (Path(text) / "study.db").exists():
+    url = storage or (text if "://" in text else None)
+    if url is not None and not study_name:
+        raise ConfigError(f"{url} is a storage URL: name the study with --study NAME")
+    if url is None and not (Path(text) / "study.db").exists():
         raise ConfigError(f"--from {text}: no study there (no study.db); give a study directory "
                           "that `tunelm search` wrote, or a storage URL with --study NAME")
     target_facts = model_facts(to_model)  # an unknown model fails here, before any work
-    proxy, proxy_cfg = open_study(None, Path(text), text if "://" in text else None, study_name)
+    proxy, proxy_cfg = open_study(None, Path(text), url, study_name)
     ranked = _ranked(proxy)
     proxy_facts = model_facts(proxy_cfg.model.name)
     cfg = target_config(proxy_cfg, to_model, top, overrides or ())
@@ -315,7 +316,8 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
         raise ConfigError(f"--out {out} already holds a study; give --out NEW_DIR")
     study, cfg = open_study(cfg, out)
     study.set_user_attr("strategy", "transfer")
-    study.set_user_attr("transfer_from", text if "://" in text else str(Path(text).resolve()))
+    study.set_user_attr("transfer_from", f"{url} (study {proxy.study_name})" if url else
+                        str(Path(text).resolve()))
     for c in configs:
         study.enqueue_trial(c["target_params"], skip_if_exists=False, user_attrs={
             "fixed": c["target_params"], "tag": f"transfer of proxy trial {c['proxy_trial']}",
@@ -396,7 +398,7 @@ def table(result: TransferResult) -> str:
             f"{c['proxy_trial']:>5} {c['proxy_rank']:>4} {num(c['proxy_value']):>8}  "
             f"{'' if c['target_trial'] is None else c['target_trial']:>6} {c['target_rank']:>4} "
             f"{num(c['target_value']):>8} {c['move']:>+5}  {lr['proxy']:.2e} -> "
-            f"{lr['target']:.2e}  {brief_params(params)}{state}")
+            f"{lr['target']:.2e}  {brief_params(params)}{state}".rstrip())
     first = result.configs[0]["explanation"]["learning_rate"]
     lines.append(f"learning rates x {first['formula_ratio']:.4g}: the hidden-size rule "
                  f"{first['target_formula']['formula_lr']:.3g} ({result.target_model}, "
