@@ -73,7 +73,9 @@ def test_local_workers_share_one_study(cfg_of, tmp_path, caplog):
     result = run_search(cfg, tmp_path / "s", live=True)
     finished = [t for t in result.trials if t["state"] == "COMPLETE"]
     assert len(finished) == 4 and result.stop_reason.startswith("trial budget spent: 4 of 4")
+    assert result.spent_trials == 4 and result.spent_device_hours > 0
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 's' / 'study.db'}")
+    assert study.user_attrs["spent"]["trials"] == 4  # the study records its total spend
     workers = {t.user_attrs["worker"] for t in study.trials if t.state == TrialState.COMPLETE}
     assert len(workers) == 2  # both processes ran trials
     params = [t["params"]["train.learning_rate"] for t in finished]

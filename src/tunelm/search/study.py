@@ -124,6 +124,8 @@ class SearchResult:
     best_trial_dir: str | None
     stop_reason: str
     trials: list[dict] = field(default_factory=list)
+    spent_trials: int = 0
+    spent_device_hours: float = 0.0
 
 
 def curves(study: optuna.Study) -> list[Curve]:
@@ -298,9 +300,16 @@ def summarize(study: optuna.Study, url: str, reason: str) -> SearchResult:
                      "cost_seconds": t.user_attrs.get("cost_seconds"),
                      "prune_reason": t.user_attrs.get("prune_reason"),
                      "not_run": bool(t.user_attrs.get(NOT_RUN_ATTR))})
+    total = spent(trials)
+    try:  # the study records its total spend (read-only storages aside)
+        study.set_user_attr("spent", {"trials": total.trials,
+                                      "device_hours": round(total.device_hours, 4)})
+    except Exception:  # noqa: BLE001
+        pass
     return SearchResult(study.study_name, url, best.value if best else None,
                         best.user_attrs.get("params", best.params) if best else {},
-                        best.user_attrs.get("trial_dir") if best else None, reason, rows)
+                        best.user_attrs.get("trial_dir") if best else None, reason, rows,
+                        total.trials, total.device_hours)
 
 
 def best_config(study_dir_or_url: str, study_name: str | None = None) -> Config:
@@ -322,7 +331,8 @@ def describe(result: SearchResult) -> str:
     relative regret against the best, best first."""
     from .live import brief_params
 
-    lines = [f"study {result.study_name} ({result.storage}): {result.stop_reason}"]
+    lines = [f"study {result.study_name} ({result.storage}): {result.stop_reason}",
+             f"spent {result.spent_trials} trials, {result.spent_device_hours:.3f} device-hours"]
     if result.best_value is not None:
         lines.append(f"best value {result.best_value:.4f}: {json.dumps(result.best_params)}")
         lines.append(f"best trial directory {result.best_trial_dir}")
