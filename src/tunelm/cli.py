@@ -186,6 +186,11 @@ def _dry_run(cfg, out) -> int:
     if cfg.search.strategy == "protocol":
         print("plan: 3 learning rates on 20% of the steps, rank r vs 2r on 20%, warmup 0.05 vs "
               "0.1 on 20% if the loss was spiky, then the final run: 1.8 to 2.0 full runs")
+    if cfg.search.strategy == "pbt":
+        s = cfg.search
+        print(f"plan: {s.pbt_population} members x {s.pbt_generations} generations of "
+              f"{s.pbt_generation_steps} steps: {s.pbt_population * s.pbt_generations} trials, "
+              f"{s.pbt_population * s.pbt_generations * s.pbt_generation_steps} training steps")
     from .search.estimate import describe_cost, estimate_cost
 
     from .errors import DataError, ModelError
@@ -408,10 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
             tunelm search my.yaml --storage postgresql://user:pw@host/db --study contracts
             tunelm search my.yaml --dry-run           # the space, the plan, the budget
             tunelm search my.yaml --workers 8 --trials 64   # one worker process per GPU
+            tunelm search my.yaml --strategy pbt --set search.pbt_population=8
         """,
     )
     _add_config_args(p)
-    p.add_argument("--strategy", help="grid | random | tpe | protocol")
+    p.add_argument("--strategy", help="grid | random | tpe | protocol | pbt")
     p.add_argument("--trials", type=int, help="total trials of the study")
     p.add_argument("--budget-hours", type=float, help="total device-hours of the study")
     p.add_argument("--timeout", type=float, help="wall-clock minutes for this session")

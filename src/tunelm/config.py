@@ -31,7 +31,7 @@ OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bi
 DATA_FORMATS = ("auto", "messages", "prompt_completion", "text")
 TASK_METRICS = ("auto", "json", "exact", "none")
 BUILTIN_TASKS = ("contracts", "docstrings")
-STRATEGIES = ("grid", "random", "tpe", "protocol")
+STRATEGIES = ("grid", "random", "tpe", "protocol", "pbt")
 PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
 OBJECTIVES = ("eval_loss", "exact_match")
 
@@ -142,7 +142,7 @@ class EvalConfig:
 class SearchConfig:
     space: dict = _f({}, "search space: {config.path: {type: float|int|categorical, low, high, "
                          "log, choices, when}}; empty: around this config's own values")
-    strategy: str = _f("tpe", "grid | random | tpe | protocol")
+    strategy: str = _f("tpe", "grid | random | tpe | protocol | pbt")
     trials: int | None = _f(12, "total trials of the study (a resumed study counts the finished)")
     budget_hours: float | None = _f(None, "total device-hours (trial time x devices) of the study")
     timeout_minutes: float | None = _f(None, "wall-clock limit of this search session")
@@ -155,6 +155,12 @@ class SearchConfig:
                          "on a CPU the cores are shared out among them)")
     isolate: bool = _f(False, "run each trial in a child process: all its memory is returned "
                               "after it, at the cost of loading the model for every trial")
+    pbt_population: int = _f(4, "pbt: members trained side by side")
+    pbt_generation_steps: int = _f(10, "pbt: training steps of one generation (between exploits)")
+    pbt_generations: int = _f(3, "pbt: generations; a member trains generations x steps in all")
+    pbt_quantile: float = _f(0.25, "pbt: the bottom share copies a member of the top share")
+    pbt_resample_probability: float = _f(0.25, "pbt: chance that explore resamples a value "
+                                               "instead of scaling it by 0.8 or 1.2")
 
 
 @dataclass
@@ -381,6 +387,20 @@ def validate(cfg: Config) -> list[str]:
     _check(p, not (num(se.workers) and se.workers > 1 and se.strategy == "protocol"),
            f"search.workers {se.workers} does not apply to the protocol strategy: it runs its "
            "stages from one process; use grid, random or tpe, or search.workers 1")
+    positive("search.pbt_population", se.pbt_population)
+    positive("search.pbt_generation_steps", se.pbt_generation_steps)
+    positive("search.pbt_generations", se.pbt_generations)
+    ratio("search.pbt_quantile", se.pbt_quantile, 0.0, 0.5, hi_open=False)
+    ratio("search.pbt_resample_probability", se.pbt_resample_probability, 0.0, 1.0,
+          hi_open=False)
+    if se.strategy == "pbt":
+        _check(p, not (num(se.workers) and se.workers > 1),
+               f"search.workers {se.workers} does not apply to pbt: its coordinator runs in "
+               "`tunelm search`; start `tunelm worker --storage URL --study NAME` beside it")
+        _check(p, not se.isolate, "search.isolate does not apply to pbt yet (a member resumes "
+               "its parent's checkpoint in the worker process); set search.isolate false")
+        _check(p, se.objective == "eval_loss", f"search.objective {se.objective} does not "
+               "apply to pbt: members are ranked by their eval loss; use eval_loss")
     if se.objective == "exact_match":
         _check(p, e.metric != "none", "search.objective exact_match needs a task metric: set "
                "eval.metric to json or exact")

@@ -109,6 +109,20 @@ class Best:
 
 
 @dataclass
+class LineageCell:
+    """One member-generation of a population-based training study."""
+
+    member: int
+    generation: int
+    trial: int
+    learning_rate: float | None
+    parent: int | None  # the member whose checkpoint it continued (itself unless it exploited)
+    explore: dict  # {dimension: "x0.8" | "x1.2" | "resample"} when it exploited
+    loss: float | None  # eval loss at the end of its generation
+    params: dict = field(default_factory=dict)
+
+
+@dataclass
 class ReportData:
     study_name: str
     storage: str
@@ -125,6 +139,7 @@ class ReportData:
     rows: list[TrialRow]
     best: Best | None
     params: list[str] = field(default_factory=list)
+    lineage: list[LineageCell] = field(default_factory=list)  # pbt studies only
 
 
 def trial_state(t: FrozenTrial) -> tuple[str, str]:
@@ -318,7 +333,29 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
         objective=cfg.search.objective, direction=direction, strategy=cfg.search.strategy,
         counts=counts, history=history(trials, states, direction), curves=curves,
         lr_points=lr_points, axes=axes, parallel=parallel,
-        importance=importance_of(study, names), rows=rows, best=best, params=names)
+        importance=importance_of(study, names), rows=rows, best=best, params=names,
+        lineage=lineage_of(trials))
+
+
+def lineage_of(trials: list[FrozenTrial]) -> list[LineageCell]:
+    """The member x generation cells of a pbt study (empty for other strategies); a retried
+    member-generation shows its latest trial."""
+    from ..search.pbt import PBT_ATTR
+
+    cells: dict[tuple, LineageCell] = {}
+    for t in trials:
+        info = t.user_attrs.get(PBT_ATTR)
+        if not info:
+            continue
+        params = t.user_attrs.get("params") or dict(t.params)
+        loss = _finite(t.user_attrs.get("final_eval_loss"))
+        key = (info["member"], info["generation"])
+        if key in cells and cells[key].loss is not None and loss is None:
+            continue
+        cells[key] = LineageCell(info["member"], info["generation"], t.number,
+                                 _finite(params.get(LR)), info.get("parent"),
+                                 dict(info.get("explore") or {}), loss, params)
+    return sorted(cells.values(), key=lambda c: (c.member, c.generation))
 
 
 def _redact(url: str) -> str:

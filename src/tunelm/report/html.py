@@ -167,6 +167,38 @@ def _best(data: ReportData) -> str:
             f'<pre id="best-config">{escape(b.config_yaml)}</pre></details>')
 
 
+def _lineage(data: ReportData) -> str:
+    """Population-based training: member x generation, each cell its learning rate, where its
+    weights came from and its eval loss at the generation's end."""
+    if not data.lineage:
+        return ""
+    gens = sorted({c.generation for c in data.lineage})
+    members = sorted({c.member for c in data.lineage})
+    at = {(c.member, c.generation): c for c in data.lineage}
+    rows = []
+    for m in members:
+        cells = []
+        for g in gens:
+            c = at.get((m, g))
+            if c is None:
+                cells.append("<td></td>")
+                continue
+            lr = "" if c.learning_rate is None else f"lr {c.learning_rate:.2e}"
+            came = ("" if c.parent is None or c.parent == m else
+                    f" ← member {c.parent} ({', '.join(c.explore.values()) or 'copied'})")
+            loss = "failed" if c.loss is None else f"{c.loss:.4f}"
+            cls = ' class="exploit"' if came else ""
+            cells.append(f'<td{cls} title="trial {c.trial}">{escape(lr + came)}<br>'
+                         f"{escape(loss)}</td>")
+        rows.append(f"<tr><td>member {m}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>generation {g}</th>" for g in gens)
+    return ('<h2 id="pbt-lineage">PBT lineage</h2><p class="meta">Each cell: the learning rate '
+            "of the generation, the member whose weights and optimizer state it copied (with "
+            "the explore step), and its eval loss at the generation's end.</p>"
+            f'<div class="scroll"><table id="lineage"><thead><tr><th>member</th>{head}</tr>'
+            f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
 def render(data: ReportData, charts: list[Chart]) -> str:
     """The whole report page."""
     counts = "".join(f"<span>{escape(k)}: <b>{v}</b></span>" for k, v in data.counts.items() if v)
@@ -184,6 +216,7 @@ def render(data: ReportData, charts: list[Chart]) -> str:
 <h2 id="best">Best configuration</h2>
 {_best(data)}
 {"".join(_chart(c) for c in charts)}
+{_lineage(data)}
 <h2>Trials</h2>
 <p class="meta">Click a column to sort. Relative regret is (value − best) / best.</p>
 {_table(data)}

@@ -134,25 +134,30 @@ def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str
 
 
 def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True,
-              fraction: float = 1.0) -> dict:
+              fraction: float = 1.0, resume_from: str | Path | None = None,
+              save_state_to: str | Path | None = None) -> dict:
     """Run one fine-tuning trial of `cfg` into `out_dir`; returns the result dict.
 
     `loaded` is an optional `(base_model, tokenizer)` pair to reuse (a search worker loads the
-    base model once). `fraction` < 1 runs that share of the planned steps (a probe). Raises
+    base model once). `fraction` < 1 runs that share of the planned steps (a probe).
+    `resume_from` continues the training state another run saved (weights, optimizer, scheduler,
+    step counter) with this config's learning rate and weight decay, up to this config's steps;
+    `save_state_to` saves that state at the end of training (population-based training). Raises
     TrainingError (with `.result`) when the run diverged or crashed; the trial directory is
     complete either way.
     """
     out = Path(out_dir)
     created = not out.exists()
     try:
-        return _run(cfg, out, loaded, callbacks, progress, fraction)
+        return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
-def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction) -> dict:
+def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_from=None,
+         save_state_to=None) -> dict:
     import torch
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -218,11 +223,16 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction) -> dict:
         trainer.remove_callback(ProgressCallback)
         if progress:
             trainer.add_callback(Progress())
+        if resume_from is not None:  # before every other callback looks at the optimizer
+            from .resume import NewHyperparameters
+
+            trainer.callback_handler.callbacks.insert(0, NewHyperparameters())
+            log.info("resuming the training state of %s", resume_from)
 
         stop_reason = "completed"
         error = None
         try:
-            trainer.train()
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
         except KeyboardInterrupt:
             stop_reason = "interrupted"
             error = KeyboardInterrupt()
@@ -234,6 +244,10 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction) -> dict:
         if error is None and not guard.reason and keeper.last_step != step:
             trainer.evaluate()  # the final eval loss belongs to the final step
         metrics.close()
+        if save_state_to is not None and error is None and not guard.reason:
+            from .resume import save_training_state
+
+            save_training_state(trainer, model, Path(save_state_to))  # the last weights
 
         task = {}
         rows = []

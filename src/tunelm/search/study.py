@@ -103,7 +103,9 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
         raise ConfigError(f"no study named {name!r} in {url}; start one with tunelm search CONFIG")
     dims = dims_of(cfg)
     direction = "maximize" if cfg.search.objective == "exact_match" else "minimize"
-    pruner = make_pruner(cfg.search.pruner, cfg.train.eval_steps or 1, cfg.train.max_steps)
+    # pbt: trials are generation windows at different steps, not one run's fidelity levels
+    pruner = make_pruner("none" if cfg.search.strategy == "pbt" else cfg.search.pruner,
+                         cfg.train.eval_steps or 1, cfg.train.max_steps)
     study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True,
                                 direction=direction, sampler=make_sampler(cfg, dims, worker),
                                 pruner=pruner)
@@ -165,7 +167,8 @@ class _BudgetStop:
 
 def budget_of(cfg: Config) -> Budget:
     s = cfg.search
-    return Budget(s.trials, s.budget_hours, s.timeout_minutes)
+    # pbt runs population x generations trials; device-hours and wall-clock still stop it
+    return Budget(None if s.strategy == "pbt" else s.trials, s.budget_hours, s.timeout_minutes)
 
 
 def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = None,
@@ -193,6 +196,8 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
                           "--budget-hours or --timeout")
     from .objective import TrialRunner  # imports Transformers: only where trials run
 
+    if cfg.search.strategy == "pbt":  # member-generations resume and save training states
+        from .pbt_run import PBTRunner as TrialRunner
     dims = dims_of(cfg)
     runner = TrialRunner(cfg, dims, out, cfg.search.objective, extra_callbacks=callbacks,
                          progress=progress,
@@ -208,6 +213,10 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
     if not stop.reason:
         if cfg.search.strategy == "protocol":
             _run_protocol(study, cfg, runner, report, stop)
+        elif cfg.search.strategy == "pbt":
+            from .pbt_run import run_pbt
+
+            run_pbt(study, cfg, runner, report, stop, dims, out, worker=worker)
         else:
             if not worker:
                 enqueue_start(study, cfg, dims)
@@ -221,6 +230,7 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
 def stop_reason(cfg: Config, budget_reason: str | None) -> str:
     return budget_reason or ("grid exhausted" if cfg.search.strategy == "grid" else
                              "protocol finished" if cfg.search.strategy == "protocol" else
+                             "pbt finished" if cfg.search.strategy == "pbt" else
                              "done")
 
 
