@@ -45,11 +45,22 @@ def _add_config_args(p):
     )
 
 
+def _report_to(args) -> list[str]:
+    """--report-to as the override of train.report_to (validated with the config)."""
+    return [f"train.report_to={args.report_to}"] if args.report_to is not None else []
+
+
+def _add_report_to(p):
+    p.add_argument("--report-to", metavar="TRACKERS",
+                   help="log every run to experiment trackers: none, or any of wandb, mlflow, "
+                        "tensorboard, comma-separated (train.report_to)")
+
+
 def cmd_train(args) -> int:
     from .config import load_config
     from .runner import run_trial
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides + _report_to(args))
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     result = run_trial(cfg, out, progress=not args.quiet)
     _print_result(result, out)
@@ -134,6 +145,7 @@ def _search_config(args):
         ("strategy", args.strategy), ("trials", args.trials), ("budget_hours", args.budget_hours),
         ("timeout_minutes", args.timeout), ("pruner", args.pruner), ("workers", args.workers),
         ("isolate", True if args.isolate else None)) if v is not None]
+    flags += _report_to(args)  # workers follow the study's stored config
     if target.is_dir():
         if args.overrides or args.strategy:
             from .errors import ConfigError
@@ -358,10 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
             tunelm train presets/demo.yaml
             tunelm train presets/tiny.yaml --set train.learning_rate=3e-3 --out runs/lr3e-3
             tunelm train my.yaml --set data.train=data/train.jsonl --set model.name=Qwen/Qwen2.5-7B
+            tunelm train presets/tiny.yaml --report-to mlflow,tensorboard   # MLFLOW_TRACKING_URI
         """,
     )
     _add_config_args(p)
     p.add_argument("--out", help="trial directory (default: runs/<config name>)")
+    _add_report_to(p)
     p.set_defaults(func=cmd_train)
 
     p = _command(
@@ -414,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
             tunelm search my.yaml --dry-run           # the space, the plan, the budget
             tunelm search my.yaml --workers 8 --trials 64   # one worker process per GPU
             tunelm search my.yaml --strategy pbt --set search.pbt_population=8
+            tunelm search my.yaml --report-to wandb         # a W&B run per trial, grouped by study
         """,
     )
     _add_config_args(p)
@@ -429,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local worker processes (one per GPU; on a CPU they share the cores)")
     p.add_argument("--isolate", action="store_true",
                    help="run each trial in a child process (memory fully returned after each)")
+    _add_report_to(p)
     p.add_argument("--dry-run", action="store_true", help="print the space, plan and budget")
     p.set_defaults(func=cmd_search)
 

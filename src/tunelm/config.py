@@ -34,6 +34,7 @@ BUILTIN_TASKS = ("contracts", "docstrings")
 STRATEGIES = ("grid", "random", "tpe", "protocol", "pbt")
 PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
 OBJECTIVES = ("eval_loss", "exact_match")
+REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
 
 
 def _f(default: Any, help: str, **kw):
@@ -124,6 +125,10 @@ class TrainConfig:
     gradient_checkpointing: bool = _f(False, "recompute activations to save memory")
     seed: int = _f(42, "seed of initialisation and data order")
     save_best: bool = _f(True, "keep the best adapter (or weights) in the trial directory")
+    report_to: str | list[str] = _f(
+        "none", "experiment trackers every run logs to: none, or any of wandb, mlflow, "
+        "tensorboard (a list or a comma-separated string)"
+    )
 
 
 @dataclass
@@ -373,6 +378,7 @@ def validate(cfg: Config) -> list[str]:
         _check(p, t.divergence_factor > 1,
                f"train.divergence_factor must be > 1 (or 0 to disable), got {t.divergence_factor!r}")
     choice("train.optimizer", t.optimizer, OPTIMIZERS)
+    _check_report_to(p, t.report_to)
 
     se = cfg.search
     choice("search.strategy", se.strategy, STRATEGIES)
@@ -410,6 +416,27 @@ def validate(cfg: Config) -> list[str]:
     positive("eval.max_new_tokens", e.max_new_tokens)
     positive("eval.batch_size", e.batch_size)
     return p
+
+
+def report_targets(value: str | list[str] | None) -> list[str]:
+    """`train.report_to` as a list of tracker names: "mlflow,tensorboard" -> ["mlflow",
+    "tensorboard"]; "none" (or empty) -> []. Validation has checked the names."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    names = [str(x).strip().lower() for x in items]
+    return [x for x in names if x and x != "none"]
+
+
+def _check_report_to(p: list[str], value) -> None:
+    if not isinstance(value, (str, list)):
+        return  # the type check has said so
+    items = value.split(",") if isinstance(value, str) else value
+    names = [str(x).strip().lower() for x in items]
+    accepted = f"none, or any of {', '.join(REPORTERS[1:])}"
+    bad = [x for x in names if x not in REPORTERS and x != ""]
+    _check(p, not bad, f"train.report_to must be {accepted} (a list or a comma-separated "
+           f"string), got {value!r}: unknown {', '.join(repr(x) for x in bad)}")
+    _check(p, bad or "none" not in names or len([x for x in names if x]) == 1,
+           f"train.report_to: 'none' cannot be combined with trackers, got {value!r}")
 
 
 def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:

@@ -17,6 +17,7 @@ import math
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from ..config import Config
@@ -34,6 +35,7 @@ from ..models import (
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .evaluate import evaluate_task
 from .plan import plan_steps
+from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")
 
@@ -91,9 +93,11 @@ def _check_optimizer(optimizer: str, device: str) -> None:
         )
 
 
-def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str) -> dict:
+def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
+                    run: RunInfo | None = None) -> dict:
     """The `TrainingArguments` keyword arguments of a trial: one mapping of our config to
-    Transformers' names, shared by the runner and `tunelm export`."""
+    Transformers' names, shared by the runner and `tunelm export`. `run` names the run for the
+    trackers of `train.report_to`."""
     t = cfg.train
     return dict(
         output_dir=str(out / "hf"),
@@ -113,7 +117,7 @@ def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str) -
         eval_strategy="steps",
         eval_steps=plan.eval_steps,
         save_strategy="no",  # BestKeeper keeps the best checkpoint, and only that one
-        report_to="none",
+        **trainer_fields(cfg, run),  # report_to, run_name: runner/tracking.py
         seed=t.seed,
         data_seed=t.seed,
         bf16=precision == "bf16",
@@ -127,15 +131,17 @@ def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str) -
     )
 
 
-def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str):
+def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str,
+                       run: RunInfo | None = None):
     from transformers import TrainingArguments
 
-    return TrainingArguments(**training_kwargs(cfg, plan, out, precision, device))
+    return TrainingArguments(**training_kwargs(cfg, plan, out, precision, device, run))
 
 
 def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True,
               fraction: float = 1.0, resume_from: str | Path | None = None,
-              save_state_to: str | Path | None = None) -> dict:
+              save_state_to: str | Path | None = None,
+              run: RunInfo | None = None) -> dict:
     """Run one fine-tuning trial of `cfg` into `out_dir`; returns the result dict.
 
     `loaded` is an optional `(base_model, tokenizer)` pair to reuse (a search worker loads the
@@ -144,12 +150,14 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     step counter) with this config's learning rate and weight decay, up to this config's steps;
     `save_state_to` saves that state at the end of training (population-based training). Raises
     TrainingError (with `.result`) when the run diverged or crashed; the trial directory is
-    complete either way.
+    complete either way. `run` names the run for the trackers of `train.report_to` (a search
+    trial's `tracking.trial_run`); by default it is named after `out_dir`.
     """
     out = Path(out_dir)
     created = not out.exists()
     try:
-        return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to)
+        check_installed(cfg)  # a missing tracker package: before any training
+        return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to, run=run)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
@@ -157,7 +165,7 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
 
 
 def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_from=None,
-         save_state_to=None) -> dict:
+         save_state_to=None, *, run=None) -> dict:
     import torch
     from transformers import Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -175,7 +183,8 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
-    with trial_log(out / "train.log"):
+    run = run or plain_run(out)
+    with trial_log(out / "train.log"), ExitStack() as stack:
         log.info("trial %s | model %s | method %s | device %s | precision %s",
                  out, cfg.model.name, cfg.model.method, device, precision)
         set_seed(cfg.train.seed)
@@ -211,9 +220,11 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             cfg.train.early_stopping_threshold,
             save_fn=lambda d: _save_model(model, tokenizer, d),
         )
+        # the trackers hear of the run from here to the end of the final evaluation
+        tracker = stack.enter_context(tracking(cfg, out, run))
         trainer = Trainer(
             model=model,
-            args=training_arguments(cfg, plan, out, precision, device),
+            args=training_arguments(cfg, plan, out, precision, device, run),
             train_dataset=ListDataset(data.train),
             eval_dataset=ListDataset(data.eval),
             data_collator=Collator(tokenizer.pad_token_id),
@@ -288,6 +299,8 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             "best_checkpoint": str(best_dir.name) if best_exists else None,
         }
         write_json(out / "result.json", result)
+        if tracker is not None:
+            tracker.finish(result)
         shutil.rmtree(out / "hf", ignore_errors=True)
         if loaded is not None and cfg.model.method != "full" and hasattr(model, "unload"):
             model.unload()  # hand the base model back without adapters

@@ -24,7 +24,7 @@ REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
 
 
 def run_isolated(cfg, out: Path, fraction: float, storage_url: str, study_name: str,
-                 trial_id: int) -> dict:
+                 trial_id: int, run=None) -> dict:
     """Run a trial in a child process; returns the outcome the child wrote:
     {"status": "ok" | "diverged" | "oom" | "error", "result": {...}, "pruned_at": step|None,
     "error": text}."""
@@ -33,6 +33,7 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str, study_name: 
     request.write_text(json.dumps({
         "config": cfg.to_dict(), "out": str(out), "fraction": fraction,
         "storage": storage_url, "study": study_name, "trial_id": trial_id,
+        "run": run.to_dict() if run is not None else None,  # the trial's name for the trackers
     }), encoding="utf-8")
     (out / OUTCOME).unlink(missing_ok=True)
     proc = subprocess.run([sys.executable, "-m", "tunelm.search.isolate", str(request)],
@@ -51,6 +52,7 @@ def _child(request_path: str) -> int:
     from ..config import from_dict
     from ..files import write_text_atomic
     from ..runner import run_trial
+    from ..runner.tracking import RunInfo
     from .objective import OptunaReporter, is_oom
     from .study import make_storage
 
@@ -61,8 +63,9 @@ def _child(request_path: str) -> int:
     reporter = OptunaReporter(trial)
     outcome: dict = {"status": "ok", "result": {}, "pruned_at": None}
     try:
+        run = RunInfo(**req["run"]) if req.get("run") else None
         outcome["result"] = run_trial(from_dict(req["config"]), out, progress=False,
-                                      callbacks=[reporter], fraction=req["fraction"])
+                                      callbacks=[reporter], fraction=req["fraction"], run=run)
     except TrainingError as exc:
         outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
     except Exception as exc:  # noqa: BLE001 - the parent decides what a failure means

@@ -23,6 +23,7 @@ from ..config import Config
 from ..errors import BadInputError, ConfigError, TrainingError
 from ..models import gpu_count
 from ..runner import run_trial
+from ..runner.tracking import check_installed, trial_run
 from .budget import COST_ATTR
 from .space import Dimension, apply, suggest
 
@@ -71,6 +72,7 @@ class TrialRunner:
         self._loaded = None
         self._full_state = None
         self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
+        check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
 
     def _model(self, cfg: Config):
         """The base model and tokenizer, loaded on the first trial and kept."""
@@ -109,12 +111,14 @@ class TrialRunner:
         out = self.study_dir / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("trial_dir", str(out))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        run = trial_run(trial.study.study_name, trial.number, self.base.search.strategy, params,
+                        stage=trial.user_attrs.get("tag"), trial_dir=out)
         started = time.time()
         reporter = OptunaReporter(trial)
         oom_retries = []
         while True:
             try:
-                result, pruned_at = self._run(trial, cfg, out, fraction, reporter)
+                result, pruned_at = self._run(trial, cfg, out, fraction, reporter, run)
                 break
             except BadInputError as exc:  # the data or config, not this trial's parameters
                 self.fatal = exc
@@ -143,17 +147,20 @@ class TrialRunner:
             raise optuna.TrialPruned(f"pruned at step {pruned_at}")
         return self.value_of(result)
 
-    def _run(self, trial, cfg: Config, out: Path, fraction: float, reporter) -> tuple[dict, int]:
+    def _run(self, trial, cfg: Config, out: Path, fraction: float, reporter,
+             run=None) -> tuple[dict, int]:
         """One attempt: (result, step the pruner stopped it at or None), in this process or
-        in a child. Raises TrainingError when it diverged, the OOM error when out of memory."""
+        in a child. Raises TrainingError when it diverged, the OOM error when out of memory.
+        `run` names the trial's run for the trackers (`runner.tracking.trial_run`)."""
         if self.isolate_in is None:
             result = run_trial(cfg, out, loaded=self._model(cfg), progress=self.progress,
-                               callbacks=[reporter, *self.extra_callbacks], fraction=fraction)
+                               callbacks=[reporter, *self.extra_callbacks], fraction=fraction,
+                               run=run)
             return result, reporter.pruned_at
         from .isolate import run_isolated
 
         outcome = run_isolated(cfg, out, fraction, self.isolate_in, trial.study.study_name,
-                               trial._trial_id)
+                               trial._trial_id, run=run)
         status = outcome["status"]
         if status == "diverged":
             raise TrainingError(outcome.get("error", "diverged"), result=outcome["result"])
