@@ -346,6 +346,44 @@ def test_pbt_end_to_end_on_the_tiny_model(tiny_config, tmp_path):
     assert 'id="pbt-lineage"' in html and html.count("← member") == 2
 
 
+def test_a_worker_process_joins_a_pbt_study(tiny_config, tmp_path):
+    """`tunelm worker` in another process runs some of the queued member-generations; the
+    lineage is the same one study's, and the worker leaves when the coordinator is done."""
+    import os
+    import subprocess
+    import sys
+
+    from tunelm.search import open_study, run_search
+
+    raw = tiny_config(train={"eval_steps": 3}).to_dict()
+    raw["search"].update({"strategy": "pbt", "pbt_population": 4, "pbt_generations": 3,
+                          "pbt_generation_steps": 6})
+    cfg = from_dict(raw)
+    out = tmp_path / "study"
+    open_study(cfg, out)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TUNELM_PBT_POLL_SECONDS": "0.5"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "tunelm", "-q", "worker", "--storage",
+         f"sqlite:///{out / 'study.db'}", "--study", "study", "--out", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        os.environ["TUNELM_PBT_POLL_SECONDS"] = "0.5"
+        result = run_search(cfg, out)
+        log, _ = worker.communicate(timeout=120)
+    finally:
+        os.environ.pop("TUNELM_PBT_POLL_SECONDS", None)
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, log
+    assert [t["state"] for t in result.trials] == ["COMPLETE"] * 12
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{out / 'study.db'}")
+    ran_by = {t.user_attrs["worker"] for t in study.trials}
+    assert len(ran_by) == 2, ran_by  # the coordinator and the worker both ran trials
+    keys = sorted((t.user_attrs["pbt"]["generation"], t.user_attrs["pbt"]["member"])
+                  for t in study.trials)
+    assert keys == [(g, m) for g in range(3) for m in range(4)]
+
+
 def test_resume_from_keeps_every_current_behaviour_without_it(tiny_config, tmp_path):
     """A plain run and one that saves its state end the same: saving changes nothing."""
     from tunelm.runner import run_trial

@@ -19,6 +19,7 @@ artifact id is the trial's `pbt_checkpoint` attribute; the next generation downl
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tarfile
 import time
@@ -40,7 +41,7 @@ from .space import apply
 log = logging.getLogger("tunelm.search")
 STORE_ATTR = "pbt_artifacts"  # study attribute: the artifact store's directory
 DONE_ATTR = "pbt_done"  # study attribute: the coordinator has finished; workers leave
-POLL_SECONDS = 5.0
+POLL_SECONDS = 5.0  # how often a waiting process looks for queued trials (env override below)
 
 
 def total_steps(cfg: Config) -> int:
@@ -182,9 +183,12 @@ def attrs_of(step: MemberStep, cfg: Config) -> dict:
 
 
 def run_pbt(study: optuna.Study, cfg: Config, runner, callbacks, stop, dims, study_dir: Path,
-            worker: bool = False, poll: float = POLL_SECONDS) -> None:
+            worker: bool = False, poll: float | None = None) -> None:
     """The coordinator (or, with `worker`, a worker that runs queued member-generations until
-    the coordinator is done)."""
+    the coordinator is done). Waiting processes look for queued trials every `poll` seconds
+    (TUNELM_PBT_POLL_SECONDS, 5 by default)."""
+    if poll is None:
+        poll = float(os.environ.get("TUNELM_PBT_POLL_SECONDS", POLL_SECONDS))
     if not worker:
         if STORE_ATTR not in study.user_attrs:
             study.set_user_attr(STORE_ATTR, str((Path(study_dir) / "artifacts").resolve()))
