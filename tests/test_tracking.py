@@ -245,7 +245,10 @@ def check_logged_like_the_trial(client, run, trial_dir: Path) -> list[int]:
     assert run.info.status == "FINISHED"
 
 
-def test_a_search_logs_each_trial_to_a_real_mlflow_store(config_file, tmp_path, mlflow_store):
+def test_a_search_logs_each_trial_to_a_real_mlflow_store(config_file, tmp_path, mlflow_store,
+                                                         monkeypatch):
+    # the pruner stops trial 1 at its first evaluation
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: self.number == 1)
     out = tmp_path / "study"
     # 5 steps, an eval every 2: the last step's eval loss (step 5) is in the run too
     assert main(["-q", "search", str(config_file), "--strategy", "random", "--trials", "2",
@@ -269,8 +272,16 @@ def test_a_search_logs_each_trial_to_a_real_mlflow_store(config_file, tmp_path, 
         # the Trainer's own parameters, as MLflowCallback logs them
         assert float(run.data.params["learning_rate"]) == pytest.approx(
             params["train.learning_rate"])
-        steps = check_logged_like_the_trial(client, run, Path(trial.user_attrs["trial_dir"]))
-        assert steps == [2, 4, 5]
+        trial_dir = Path(trial.user_attrs["trial_dir"])
+        steps = check_logged_like_the_trial(client, run, trial_dir)
+        result = json.loads((trial_dir / "result.json").read_text())
+        assert result["tracking"]["mlflow_run_id"] == run.info.run_id
+        if trial.number == 0:
+            assert trial.state.name == "COMPLETE" and steps == [2, 4, 5]
+            assert "tunelm.pruned_at" not in tags
+        else:
+            assert trial.state.name == "PRUNED" and steps == [2]
+            assert tags["tunelm.pruned_at"] == "2"
 
 
 def test_isolated_trials_and_workers_keep_the_trial_names(config_file, tmp_path, mlflow_store):

@@ -179,7 +179,31 @@ class Tracker:
         log.info("tensorboard | event files in %s", logdir)
 
     def finish(self, result: dict) -> None:
-        """tunelm's summary of the run: best and final eval loss, task metrics, stop reason."""
+        """tunelm's summary of the run: best and final eval loss, task metrics, stop reason;
+        and where the run is, as `result["tracking"]`. The training is done: a tracker that
+        fails now is logged, not raised."""
+        result["tracking"] = self.where()
+        try:
+            self._summary(result)
+        except Exception as exc:  # noqa: BLE001 - a tracker outage does not undo the run
+            log.warning("could not log the run's summary to %s: %s", ", ".join(self.targets),
+                        exc)
+
+    def where(self) -> dict:
+        out: dict = {"run_name": self.run.name}
+        if self.mlflow_run_id is not None:
+            import mlflow
+
+            out.update(mlflow_run_id=self.mlflow_run_id,
+                       mlflow_tracking_uri=mlflow.get_tracking_uri())
+        if "tensorboard" in self.targets:
+            out["tensorboard_dir"] = os.environ.get("TENSORBOARD_LOGGING_DIR")
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and getattr(wandb, "run", None) is not None:
+            out["wandb_run_id"] = wandb.run.id
+        return out
+
+    def _summary(self, result: dict) -> None:
         if result.get("status") != "ok":
             self.status = "KILLED" if result.get("stop_reason") == "interrupted" else "FAILED"
         summary = {"best_eval_loss": result.get("best_eval_loss"),
@@ -215,6 +239,21 @@ class Tracker:
             # the callback never finishes its run: the next trial of this worker would log
             # into it
             wandb.finish(exit_code=0 if self.status == "FINISHED" else 1)
+
+
+def mark_pruned(result: dict, step: int) -> None:
+    """Tag a trial's MLflow run `tunelm.pruned_at`: the pruner's verdict is known only after
+    the run ended (W&B and TensorBoard runs are left as they are)."""
+    run_id = (result.get("tracking") or {}).get("mlflow_run_id")
+    if not run_id:
+        return
+    try:
+        import mlflow
+
+        uri = result["tracking"].get("mlflow_tracking_uri")
+        mlflow.MlflowClient(uri).set_tag(run_id, "tunelm.pruned_at", str(step))
+    except Exception as exc:  # noqa: BLE001 - a tracker outage does not undo the trial
+        log.warning("could not tag MLflow run %s as pruned: %s", run_id, exc)
 
 
 def _experiment_id(mlflow, name: str) -> str:
@@ -274,5 +313,5 @@ def tracking(cfg: Config, out: str | Path, run: RunInfo | None = None):
                     os.environ[key] = value
 
 
-__all__ = ["RunInfo", "Tracker", "check_installed", "environment", "plain_run", "trainer_fields",
-           "tracking", "trial_run", "wandb_tags"]
+__all__ = ["RunInfo", "Tracker", "check_installed", "environment", "mark_pruned", "plain_run",
+           "trainer_fields", "tracking", "trial_run", "wandb_tags"]

@@ -298,9 +298,9 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             "data": data.stats,
             "best_checkpoint": str(best_dir.name) if best_exists else None,
         }
-        write_json(out / "result.json", result)
         if tracker is not None:
-            tracker.finish(result)
+            tracker.finish(result)  # its summary, and result["tracking"]: where the run is
+        write_json(out / "result.json", result)
         shutil.rmtree(out / "hf", ignore_errors=True)
         if loaded is not None and cfg.model.method != "full" and hasattr(model, "unload"):
             model.unload()  # hand the base model back without adapters

@@ -23,7 +23,7 @@ from ..config import Config
 from ..errors import BadInputError, ConfigError, TrainingError
 from ..models import gpu_count
 from ..runner import run_trial
-from ..runner.tracking import check_installed, trial_run
+from ..runner.tracking import check_installed, mark_pruned, trial_run
 from .budget import COST_ATTR
 from .space import Dimension, apply, suggest
 
@@ -144,6 +144,7 @@ class TrialRunner:
         if pruned_at is not None:
             trial.set_user_attr("prune_reason", f"pruned at step {pruned_at} by the "
                                 "pruner (eval loss behind the other trials at that step)")
+            mark_pruned(result, pruned_at)
             raise optuna.TrialPruned(f"pruned at step {pruned_at}")
         return self.value_of(result)
 
