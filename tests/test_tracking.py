@@ -195,8 +195,9 @@ def test_tensorboard_event_files_in_the_trial_directory(config_file, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "tb-run"
-    assert main(["-q", "train", str(config_file), "--report-to", "tensorboard",
-                 "--out", str(out)]) == 0
+    for _ in range(2):  # a rerun in the same directory replaces the first run's events
+        assert main(["-q", "train", str(config_file), "--report-to", "tensorboard",
+                     "--out", str(out)]) == 0
     assert "TENSORBOARD_LOGGING_DIR" not in os.environ
     events = sorted((out / "tensorboard").glob("events.out.tfevents.*"))
     assert events, "no event files in the trial directory"

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -172,6 +173,7 @@ class Tracker:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # only tensorboardX: Transformers' callback uses it, so do we
             from tensorboardX import SummaryWriter
+        shutil.rmtree(logdir, ignore_errors=True)  # a rerun in this directory starts afresh
         with SummaryWriter(log_dir=str(logdir)) as writer:
             rows = "\n".join(f"| {k} | {v} |" for k, v in self.run.tags.items())
             writer.add_text("tunelm/run", f"**{self.run.name}**\n\n| tag | value |\n|---|---|\n"
