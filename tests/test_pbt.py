@@ -234,6 +234,38 @@ def test_a_worker_runs_queued_member_generations_only():
     assert len(study.trials) == 3  # the unrun one and the two queued: nothing sampled
 
 
+def test_collect_reads_finished_pending_and_retried_member_generations():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from tunelm.search.pbt_run import collect
+
+    study = optuna.create_study()
+
+    def add(member, state, loss=None, ckpt=None, system=None):
+        attrs = {"pbt": {"member": member, "generation": 0, "parent": None}, "params": {LR: 1e-3}}
+        if loss is not None:
+            attrs.update(final_eval_loss=loss, pbt_checkpoint=ckpt)
+        study.add_trial(create_trial(
+            state=state, value=loss if state == TrialState.COMPLETE else None,
+            params={LR: 1e-3} if state != TrialState.WAITING else {},
+            distributions={LR: FloatDistribution(1e-4, 1e-1, log=True)}
+            if state != TrialState.WAITING else {},
+            user_attrs=attrs, system_attrs=system or {}))
+
+    add(0, TrialState.COMPLETE, 1.5, "a0")
+    add(1, TrialState.PRUNED)  # diverged: finished, no state
+    add(2, TrialState.FAIL)  # its worker died ...
+    add(2, TrialState.WAITING, system={"failed_trial": 2})  # ... and its retry is queued
+    add(3, TrialState.RUNNING)
+    results, pending, known = collect(study)
+    by_member = {r.member: r for r in results}
+    assert by_member[0].loss == 1.5 and by_member[0].checkpoint == "a0"
+    assert by_member[1].loss is None and by_member[1].checkpoint is None
+    assert 2 not in by_member and pending == {(2, 0), (3, 0)}
+    assert known == {(m, 0) for m in range(4)}
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end on the tiny model
 
@@ -253,9 +285,13 @@ class StartState:
         class Capture(TrainerCallback):
             def on_train_begin(self, args, state, control, model=None, optimizer=None, **kw):
                 from peft import get_peft_model_state_dict
+                from safetensors.torch import load_file
 
                 steps = [float(s["step"]) for s in optimizer.state.values() if "step" in s]
+                start = Path(args.output_dir).parent / "pbt" / "start"  # the resumed state
+                resumed = start / "adapter_model.safetensors"
                 owner.at[Path(args.output_dir).parent.name] = {
+                    "resumed": load_file(resumed) if resumed.exists() else None,
                     "weights": {k: v.detach().clone()
                                 for k, v in get_peft_model_state_dict(model).items()},
                     "optimizer_step": max(steps) if steps else 0.0,
@@ -290,7 +326,10 @@ def test_pbt_end_to_end_on_the_tiny_model(tiny_config, tmp_path):
 
     study = optuna.load_study(study_name="study", storage=f"sqlite:///{out / 'study.db'}")
     trials = {t.number: t for t in study.trials}
-    assert len(list((out / "artifacts").iterdir())) == 12  # one checkpoint per trial
+    # the last generation's checkpoints stay; the earlier ones were deleted once used
+    last = [t for t in trials.values() if t.user_attrs["pbt"]["generation"] == 2]
+    assert sorted(p.name for p in (out / "artifacts").iterdir()) == sorted(
+        t.user_attrs["pbt_checkpoint"] for t in last)
     store = artifact_store(study, out)
     exploited = 0
     for t in trials.values():
@@ -311,15 +350,19 @@ def test_pbt_end_to_end_on_the_tiny_model(tiny_config, tmp_path):
         assert info["checkpoint"] == parent.user_attrs["pbt_checkpoint"]
         exploited += info["parent"] != info["member"]
         # the weights at the start of the generation are the parent's saved ones
-        tar = tmp_path / f"ckpt-{t.number}.tar"
-        optuna.artifacts.download_artifact(artifact_store=store, file_path=str(tar),
-                                           artifact_id=info["checkpoint"])
-        with tarfile.open(tar) as fh:
-            fh.extractall(tmp_path / f"ckpt-{t.number}", filter="data")
-        saved = load_file(tmp_path / f"ckpt-{t.number}" / "adapter_model.safetensors")
-        assert saved.keys() == seen["weights"].keys()
+        saved = seen["resumed"]
+        assert saved is not None and saved.keys() == seen["weights"].keys()
         assert all(torch.equal(saved[k], seen["weights"][k]) for k in saved)
     assert exploited == 2  # one bottom member in each of generations 1 and 2
+    # a final checkpoint holds the state at the end of the run, and loads
+    tar = tmp_path / "final.tar"
+    optuna.artifacts.download_artifact(artifact_store=store, file_path=str(tar),
+                                       artifact_id=last[0].user_attrs["pbt_checkpoint"])
+    with tarfile.open(tar) as fh:
+        fh.extractall(tmp_path / "final", filter="data")
+    state = json.loads((tmp_path / "final" / "trainer_state.json").read_text())
+    assert state["global_step"] == 9
+    assert load_file(tmp_path / "final" / "adapter_model.safetensors")
 
     # metrics continue the parent's steps; the schedule is the whole run's (9 steps), not a restart
     g2 = next(t for t in trials.values() if t.user_attrs["pbt"]["generation"] == 2)

@@ -13,7 +13,9 @@ of restarting a warmup and a decay every generation. At the end of its window th
 training state (adapter or weights, optimizer, scheduler, trainer state) is packed into a tar
 file and uploaded to Optuna's artifact store: `FileSystemArtifactStore(<study dir>/artifacts)`,
 a directory every worker must see (a shared mount when workers run on other machines). Its
-artifact id is the trial's `pbt_checkpoint` attribute; the next generation downloads it.
+artifact id is the trial's `pbt_checkpoint` attribute; the next generation downloads it. Once a
+generation has finished, the checkpoints of the generations before it are deleted: the store holds
+at most two generations' states, and the last generation's at the end.
 """
 
 from __future__ import annotations
@@ -182,6 +184,22 @@ def attrs_of(step: MemberStep, cfg: Config) -> dict:
                        "start_step": g * steps, "end_step": (g + 1) * steps}}
 
 
+def drop_checkpoints(study: optuna.Study, store, results: list[MemberResult]) -> None:
+    """Delete the checkpoints no trial can start from any more: those of every generation before
+    the last finished one (its own are the next generation's starts, or the final states). A
+    checkpoint is an adapter and twice its size of optimizer state; a population keeps one each.
+    """
+    from optuna.artifacts.exceptions import ArtifactNotFound
+
+    last = max(r.generation for r in results)
+    for r in results:
+        if r.generation < last and r.checkpoint:
+            try:
+                store.remove(r.checkpoint)
+            except ArtifactNotFound:  # deleted before this coordinator was restarted
+                pass
+
+
 def run_pbt(study: optuna.Study, cfg: Config, runner, callbacks, stop, dims, study_dir: Path,
             worker: bool = False, poll: float | None = None) -> None:
     """The coordinator (or, with `worker`, a worker that runs queued member-generations until
@@ -193,6 +211,7 @@ def run_pbt(study: optuna.Study, cfg: Config, runner, callbacks, stop, dims, stu
         if STORE_ATTR not in study.user_attrs:
             study.set_user_attr(STORE_ATTR, str((Path(study_dir) / "artifacts").resolve()))
         study.set_user_attr(DONE_ATTR, False)
+        store = artifact_store(study, study_dir)
     pbt = strategy_of(cfg, dims)
     objective = EnqueuedOnly(runner)
     while not stop.check(study) and runner.fatal is None:
@@ -200,8 +219,11 @@ def run_pbt(study: optuna.Study, cfg: Config, runner, callbacks, stop, dims, stu
             results, pending, known = collect(study)
             todo = pbt.propose(results)
             if todo is None:
+                drop_checkpoints(study, store, results)
                 break
             new = [s for s in todo if (s.member, s.generation) not in known]
+            if new and new[0].generation > 0:
+                drop_checkpoints(study, store, results)
             for s in new:
                 study.enqueue_trial(s.params, user_attrs=attrs_of(s, cfg),
                                     skip_if_exists=False)
