@@ -20,6 +20,7 @@ from tunelm.runner.tracking import (
     plain_run,
     trainer_fields,
     trial_run,
+    wandb_init_args,
     wandb_tags,
 )
 
@@ -107,8 +108,9 @@ def test_cli_report_to_bogus_exits_2_before_anything_runs(config_file, tmp_path,
     assert not out.exists()
 
 
-@pytest.mark.skipif(installed("wandb"), reason="wandb is installed here")
-def test_missing_wandb_is_a_config_error_naming_the_package(config_file, tmp_path, capsys):
+def test_missing_wandb_is_a_config_error_naming_the_package(config_file, tmp_path, capsys,
+                                                            monkeypatch):
+    monkeypatch.setitem(tracking.MODULES, "wandb", ("tunelm_no_such_module",))
     out = tmp_path / "run"
     assert main(["-q", "train", str(config_file), "--report-to", "wandb", "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -146,26 +148,62 @@ def test_a_trial_run_is_named_after_the_study_and_tagged_with_its_parameters(tmp
     assert plain.tags["tunelm.version"] == __version__
 
 
-def test_wandb_mapping_in_offline_mode(tiny_config, tmp_path, monkeypatch):
-    """Only the mapping: wandb itself is not a test dependency."""
+def test_wandb_mapping(tiny_config, tmp_path, monkeypatch):
     from transformers import TrainingArguments
 
-    monkeypatch.setenv("WANDB_MODE", "offline")
     cfg = tiny_config(train={"report_to": "wandb"})
     run = trial_run("contracts", 2, "random", {"train.learning_rate": 0.0012345,
                                                "lora.target_modules": ["q_proj", "v_proj"],
                                                "x." + "y" * 80: 1})
-    settings, defaults = environment(cfg, tmp_path, run)
-    assert settings["WANDB_NAME"] == "contracts/trial-2"
-    assert settings["WANDB_RUN_GROUP"] == "contracts"
-    assert defaults == {"WANDB_PROJECT": "tunelm"}
-    tags = settings["WANDB_TAGS"].split(",")
-    assert tags == wandb_tags(run)
+    tags = wandb_tags(run)
+    assert wandb_init_args(run) == {"project": "tunelm", "name": "contracts/trial-2",
+                                    "group": "contracts", "tags": tags, "job_type": "trial"}
     assert {"study:contracts", "trial:2", "strategy:random", f"tunelm:{__version__}",
-            "train.learning_rate=0.0012345", 'lora.target_modules=["q_proj"; "v_proj"]'} <= set(tags)
+            "train.learning_rate=0.0012345", 'lora.target_modules=["q_proj", "v_proj"]'} <= set(tags)
     assert all(len(t) <= 64 for t in tags) and not any("trial_dir" in t for t in tags)
+    monkeypatch.setenv("WANDB_PROJECT", "mine")
+    plain = wandb_init_args(plain_run(tmp_path / "r1"))
+    assert (plain["project"], plain["name"], plain["group"]) == ("mine", "r1", None)
+    assert environment(cfg, tmp_path, run) == ({}, {})  # W&B hears it all from wandb.init
     args = TrainingArguments(output_dir=str(tmp_path / "hf"), **trainer_fields(cfg, run))
     assert args.report_to == ["wandb"] and args.run_name == "contracts/trial-2"
+
+
+def test_wandb_offline_one_run_per_trial_in_one_worker(tiny_config, tmp_path, monkeypatch):
+    """Two trials in one process, as a worker runs them: each its own W&B run, name and tags."""
+    if not installed("wandb"):
+        pytest.skip("wandb is not installed: pip install wandb")
+    import wandb
+    from transformers import TrainerCallback
+
+    from tunelm.runner import run_trial
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    seen = []
+
+    class Spy(TrainerCallback):
+        def on_train_end(self, args, state, control, **kw):
+            r = wandb.run
+            seen.append((r.name, r.group, r.project, sorted(r.tags), r.id))
+
+    cfg = tiny_config(train={"report_to": "wandb", "max_steps": 2, "eval_steps": 2})
+    ids = []
+    for number, lr in ((0, 0.003), (1, 0.01)):
+        run = trial_run("wst", number, "random", {"train.learning_rate": lr})
+        result = run_trial(cfg, tmp_path / f"{number:04d}", progress=False, callbacks=[Spy()],
+                           run=run)
+        ids.append(result["tracking"]["wandb_run_id"])
+        assert wandb.run is None  # finished after its trial
+    assert seen == [
+        ("wst/trial-0", "wst", "tunelm", sorted(wandb_tags(trial_run(
+            "wst", 0, "random", {"train.learning_rate": 0.003}))), ids[0]),
+        ("wst/trial-1", "wst", "tunelm", sorted(wandb_tags(trial_run(
+            "wst", 1, "random", {"train.learning_rate": 0.01}))), ids[1])]
+    assert len(set(ids)) == 2
+    offline = {p.name.rsplit("-", 1)[1] for p in (tmp_path / "wandb").glob("offline-run-*")}
+    assert offline == set(ids)  # each run written where W&B's offline mode keeps runs
 
 
 def test_the_environment_is_set_for_one_run_and_restored(tiny_config, tmp_path, monkeypatch):

@@ -8,8 +8,10 @@ version; a plain `tunelm train` run is named after its directory. Each tracker h
     mlflow       experiment = MLFLOW_EXPERIMENT_NAME if set, else the study name (`tunelm` for a
                  plain run); the run is started here, with its name and tags, and the callback
                  logs into it (the tracking URI is MLflow's own MLFLOW_TRACKING_URI)
-    wandb        run name from TrainingArguments.run_name; WANDB_TAGS, WANDB_RUN_GROUP (the study);
-                 WANDB_PROJECT if set, else `tunelm`
+    wandb        project = WANDB_PROJECT if set, else `tunelm`; the study is the run group; the
+                 run is started here with its name, group and tags (wandb reads WANDB_TAGS and
+                 WANDB_RUN_GROUP once per process, so in a worker they would stick to the first
+                 trial), the callback logs into it, and `end` finishes it
     tensorboard  event files in the trial directory, `<trial>/tensorboard` (TENSORBOARD_LOGGING_DIR)
 
     >>> run = trial_run("contracts", 3, "tpe", {"train.learning_rate": 3e-4})
@@ -116,8 +118,16 @@ def wandb_tags(run: RunInfo) -> list[str]:
         if key == "tunelm.trial_dir":
             continue
         text = f"{short[key]}:{value}" if key in short else f"{key}={value}"
-        tags.append(text.replace(",", ";")[:WANDB_TAG_CHARS])  # WANDB_TAGS is comma-separated
+        tags.append(text[:WANDB_TAG_CHARS])
     return tags
+
+
+def wandb_init_args(run: RunInfo) -> dict:
+    """The `wandb.init` arguments of a run (WANDB_PROJECT, WANDB_MODE and the rest of the
+    user's W&B environment still apply)."""
+    return {"project": os.environ.get("WANDB_PROJECT") or "tunelm", "name": run.name,
+            "group": run.group, "tags": wandb_tags(run), "job_type": "trial" if run.group
+            else "train"}
 
 
 def environment(cfg: Config, out: str | Path, run: RunInfo) -> tuple[dict, dict]:
@@ -127,12 +137,6 @@ def environment(cfg: Config, out: str | Path, run: RunInfo) -> tuple[dict, dict]
     settings, defaults = {}, {}
     if "tensorboard" in targets:
         settings["TENSORBOARD_LOGGING_DIR"] = str(Path(out).resolve() / "tensorboard")
-    if "wandb" in targets:
-        settings["WANDB_NAME"] = run.name
-        settings["WANDB_TAGS"] = ",".join(wandb_tags(run))
-        if run.group:
-            settings["WANDB_RUN_GROUP"] = run.group
-        defaults["WANDB_PROJECT"] = "tunelm"
     if "mlflow" in targets:
         defaults["MLFLOW_EXPERIMENT_NAME"] = run.experiment
     return settings, defaults
@@ -145,12 +149,20 @@ class Tracker:
         self.targets, self.run = targets, run
         self.status = "FINISHED"
         self.mlflow_run_id: str | None = None
+        self.wandb_run = None  # the W&B run started here (None: none, or the user's own)
 
     def start(self, out: Path) -> None:
         if "mlflow" in self.targets:
             self._start_mlflow()
         if "tensorboard" in self.targets:
             self._tensorboard_tags(Path(os.environ["TENSORBOARD_LOGGING_DIR"]))
+        if "wandb" in self.targets:
+            import wandb
+
+            if wandb.run is None:  # else: tunelm called inside the user's own W&B run
+                self.wandb_run = wandb.init(**wandb_init_args(self.run))
+                log.info("wandb | run %s (%s) in project %s", self.run.name,
+                         self.wandb_run.id, self.wandb_run.project)
 
     def _start_mlflow(self) -> None:
         # The run is started here rather than by Transformers' MLflowCallback: the callback ends
@@ -236,11 +248,9 @@ class Tracker:
                 mlflow.end_run(status=self.status)
             else:  # something else ended or stacked runs: close ours by its id
                 mlflow.MlflowClient().set_terminated(self.mlflow_run_id, status=self.status)
-        wandb = sys.modules.get("wandb")
-        if "wandb" in self.targets and wandb is not None and getattr(wandb, "run", None):
-            # the callback never finishes its run: the next trial of this worker would log
-            # into it
-            wandb.finish(exit_code=0 if self.status == "FINISHED" else 1)
+        if self.wandb_run is not None:
+            # the callback never finishes a run: the next trial of this worker would log into it
+            self.wandb_run.finish(exit_code=0 if self.status == "FINISHED" else 1)
 
 
 def mark_pruned(result: dict, step: int) -> None:
@@ -316,4 +326,4 @@ def tracking(cfg: Config, out: str | Path, run: RunInfo | None = None):
 
 
 __all__ = ["RunInfo", "Tracker", "check_installed", "environment", "mark_pruned", "plain_run",
-           "trainer_fields", "tracking", "trial_run", "wandb_tags"]
+           "trainer_fields", "tracking", "trial_run", "wandb_init_args", "wandb_tags"]
