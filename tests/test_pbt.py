@@ -387,6 +387,7 @@ def test_pbt_end_to_end_on_the_tiny_model(tiny_config, tmp_path):
     assert sum(c.parent not in (None, c.member) for c in data.lineage) == 2
     html = render(data, [])
     assert 'id="pbt-lineage"' in html and html.count("← member") == 2
+    assert "(learning_rate x" in html or "(learning_rate resample" in html
 
 
 def test_a_worker_process_joins_a_pbt_study(tiny_config, tmp_path):

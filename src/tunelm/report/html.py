@@ -167,6 +167,11 @@ def _best(data: ReportData) -> str:
             f'<pre id="best-config">{escape(b.config_yaml)}</pre></details>')
 
 
+def _explore(steps: dict) -> str:
+    """{"train.learning_rate": "x1.2", ...} -> "learning_rate x1.2, ..."."""
+    return ", ".join(f"{name.rsplit('.', 1)[-1]} {how}" for name, how in steps.items())
+
+
 def _lineage(data: ReportData) -> str:
     """Population-based training: member x generation, each cell its learning rate, where its
     weights came from and its eval loss at the generation's end."""
@@ -185,7 +190,7 @@ def _lineage(data: ReportData) -> str:
                 continue
             lr = "" if c.learning_rate is None else f"lr {c.learning_rate:.2e}"
             came = ("" if c.parent is None or c.parent == m else
-                    f" ← member {c.parent} ({', '.join(c.explore.values()) or 'copied'})")
+                    f" ← member {c.parent} ({_explore(c.explore) or 'copied'})")
             loss = "failed" if c.loss is None else f"{c.loss:.4f}"
             cls = ' class="exploit"' if came else ""
             cells.append(f'<td{cls} title="trial {c.trial}">{escape(lr + came)}<br>'
