@@ -148,6 +148,13 @@ def test_a_trial_run_is_named_after_the_study_and_tagged_with_its_parameters(tmp
     assert plain.tags["tunelm.version"] == __version__
 
 
+def test_result_json_never_holds_a_tracking_password():
+    assert tracking.without_password("postgresql://me:secret@db:5432/ml") == (
+        "postgresql://me:***@db:5432/ml")
+    assert tracking.without_password("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+    assert tracking.without_password("http://host:5000") == "http://host:5000"
+
+
 def test_wandb_mapping(tiny_config, tmp_path, monkeypatch):
     from transformers import TrainingArguments
 

@@ -209,7 +209,7 @@ class Tracker:
             import mlflow
 
             out.update(mlflow_run_id=self.mlflow_run_id,
-                       mlflow_tracking_uri=mlflow.get_tracking_uri())
+                       mlflow_tracking_uri=without_password(mlflow.get_tracking_uri()))
         if "tensorboard" in self.targets:
             out["tensorboard_dir"] = os.environ.get("TENSORBOARD_LOGGING_DIR")
         wandb = sys.modules.get("wandb")
@@ -253,6 +253,17 @@ class Tracker:
             self.wandb_run.finish(exit_code=0 if self.status == "FINISHED" else 1)
 
 
+def without_password(uri: str) -> str:
+    """A URI fit for result.json: `postgresql://me:secret@db/ml` -> `postgresql://me:***@db/ml`."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if not parts.password:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def mark_pruned(result: dict, step: int) -> None:
     """Tag a trial's MLflow run `tunelm.pruned_at`: the pruner's verdict is known only after
     the run ended (W&B and TensorBoard runs are left as they are)."""
@@ -262,8 +273,7 @@ def mark_pruned(result: dict, step: int) -> None:
     try:
         import mlflow
 
-        uri = result["tracking"].get("mlflow_tracking_uri")
-        mlflow.MlflowClient(uri).set_tag(run_id, "tunelm.pruned_at", str(step))
+        mlflow.MlflowClient().set_tag(run_id, "tunelm.pruned_at", str(step))  # this process's URI
     except Exception as exc:  # noqa: BLE001 - a tracker outage does not undo the trial
         log.warning("could not tag MLflow run %s as pruned: %s", run_id, exc)
 
