@@ -333,7 +333,7 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
         raise runner.fatal
     keep_top(study, cfg.search.keep_top)
 
-    result = _compare(study, configs, proxy.study_name, text, out, storage_url(out, None),
+    result = _compare(study, configs, text, out, storage_url(out, None),
                       to_model, method, fraction)
     write_text_atomic(out / "transfer.json", json.dumps(result.as_dict(), indent=2) + "\n")
     if result.winner is None:
@@ -342,7 +342,7 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
     return result
 
 
-def _compare(study, configs: list[dict], proxy_name: str, source: str, out: Path, url: str,
+def _compare(study, configs: list[dict], source: str, out: Path, url: str,
              to_model: str, method: str, fraction: float) -> TransferResult:
     """Join the target trials to their proxy configs and rank both sides."""
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
