@@ -146,3 +146,15 @@ def test_dry_run_estimates_the_cost(cfg_of, tmp_path, capsys):
     assert main(["-q", "search", str(cfg), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "one full run: 6 steps" in out and "5 full-run equivalents" in out
+
+
+def test_a_fixed_trial_joins_an_existing_study(cfg_of, tmp_path):
+    from tunelm.search.study import run_fixed_trial
+
+    cfg = cfg_of(strategy="random", trials=1)
+    run_search(cfg, tmp_path / "s")
+    result = run_fixed_trial(tmp_path / "s", {"train.learning_rate": 2e-3}, tag="recommended")
+    assert [r["state"] for r in result.trials] == ["COMPLETE", "COMPLETE"]
+    added = result.trials[1]
+    assert added["tag"] == "recommended" and added["params"]["train.learning_rate"] == 2e-3
+    assert Path(added["trial_dir"], "result.json").exists()

@@ -54,7 +54,8 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
     raw["data"].update(train=paths["train"], eval=paths["eval"], max_eval_examples=16)
     raw["data"].pop("task", None)
     raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 5))
-    raw["eval"] = {"metric": "json", "max_examples": eval_size, "batch_size": 20,
+    # runs judge themselves by eval loss; exact match is scored once per model at the end
+    raw["eval"] = {"metric": "none", "max_examples": eval_size, "batch_size": 20,
                    "max_new_tokens": 96}
     raw["search"] = {"strategy": "protocol", "pruner": "none", "trials": None,
                      "timeout_minutes": None, "keep_top": 8}
@@ -68,6 +69,7 @@ def run_demo(out: str | Path = "runs/demo", *, model: str = "smollm2-135m",
     from .runner import run_trial
     from .search import run_search
     from .search.space import apply
+    from .search.study import run_fixed_trial
 
     if steps < 10:
         raise ConfigError(f"--steps must be >= 10 (the protocol probes 20% of them), got {steps}")
@@ -86,26 +88,32 @@ def run_demo(out: str | Path = "runs/demo", *, model: str = "smollm2-135m",
         raise TrainingError(f"the demo search finished no trial; see {out}/trials")
     best_params = search.best_params
 
-    # the comparison runs: the recommended config (unless the search kept it unchanged, then
-    # its final run is that run) and the too-high learning rate
-    runs = {"best found": Path(search.best_trial_dir)}
+    # The recommended config at full length joins the study when the protocol moved away from
+    # it: the search then keeps the better of the two by eval loss, as a careful tuner keeps the
+    # baseline among the candidates (short probes favour high learning rates).
     recommended = {"train.learning_rate": cfg.train.learning_rate, "lora.r": cfg.lora.r,
                    "train.warmup_ratio": cfg.train.warmup_ratio}
-    todo = {"too-high lr (1e-2)": {"train.learning_rate": TOO_HIGH_LR}}
-    if any(best_params.get(k) != v for k, v in recommended.items()):
-        todo = {"recommended": {}, **todo}
-    else:
-        runs["recommended"] = runs["best found"]
+    pick, searched = dict(search.best_params), search.stop_reason
+    if any(pick.get(k) != v for k, v in recommended.items()):
+        log.info("the protocol picked %s; the recommended config runs in full beside it",
+                 json.dumps({k: pick.get(k) for k in recommended}))
+        search = run_fixed_trial(out, recommended, tag="recommended")
+    by_tag = {r["tag"]: r for r in search.trials if r["state"] == "COMPLETE"}
+    rec_row = by_tag.get("recommended") or by_tag.get("final")
+    runs = {"best found": Path(search.best_trial_dir), "recommended": Path(rec_row["trial_dir"])}
+    best_params = search.best_params
+    best_tag = next((r["tag"] for r in search.trials
+                     if r["trial_dir"] == search.best_trial_dir), None)
+
+    # the deliberately bad comparison stays outside the study
     stopped = {}
-    for label, change in todo.items():
-        run_dir = out / "compare" / label.split(" ")[0]
-        run_cfg = apply(cfg, {**change, "eval.metric": "none"})  # scored below, like the rest
-        log.info("comparison run: %s %s", label, json.dumps(change) if change else "")
-        try:
-            run_trial(run_cfg, run_dir, progress=False)
-        except TrainingError as exc:
-            stopped[label] = exc.result.get("stop_reason") if exc.result else str(exc)
-        runs[label] = run_dir
+    label = "too-high lr (1e-2)"
+    runs[label] = out / "compare" / "too-high"
+    log.info("comparison run: learning rate %g", TOO_HIGH_LR)
+    try:
+        run_trial(apply(cfg, {"train.learning_rate": TOO_HIGH_LR}), runs[label], progress=False)
+    except TrainingError as exc:
+        stopped[label] = exc.result.get("stop_reason") if exc.result else str(exc)
 
     # every model scored the same way, on the same held-out file; a run directory only once
     scores: dict[Path, dict] = {}
@@ -117,13 +125,17 @@ def run_demo(out: str | Path = "runs/demo", *, model: str = "smollm2-135m",
                          "eval_loss": None, "note": f"no checkpoint: {stopped.get(label)}"})
             continue
         if run_dir not in scores:
-            scores[run_dir] = evaluate_run(run_dir, cfg.data.eval, metric=cfg.eval.metric,
+            scores[run_dir] = evaluate_run(run_dir, cfg.data.eval, metric="json",
                                            baseline=label == "best found",
                                            out=out / "compare" / f"eval-{len(scores)}")
         models = scores[run_dir]["models"]
         if "base" in models and not rows:
             rows.append(_row("base model", None, models["base"]))
-        rows.append(_row(label, _lr_of(run_dir), models["tuned"], stopped.get(label)))
+        note = stopped.get(label)
+        if label == "best found":
+            note = {"final": "the protocol's final run", "recommended": "the recommended config, "
+                    "kept: the protocol's pick was worse at full length"}.get(best_tag, best_tag)
+        rows.append(_row(label, _lr_of(run_dir), models["tuned"], note))
     order = ["base model", "recommended", "too-high lr (1e-2)", "best found"]
     rows.sort(key=lambda r: order.index(r["label"]))
     result = DemoResult(out, text, search, rows, seconds=round(time.time() - started, 1))
@@ -135,7 +147,8 @@ def run_demo(out: str | Path = "runs/demo", *, model: str = "smollm2-135m",
         log.warning("the report could not be written: %s", exc)
     result.seconds = round(time.time() - started, 1)
     write_text_atomic(out / "demo.json", json.dumps(
-        {"rows": rows, "best_params": best_params, "stop_reason": search.stop_reason,
+        {"rows": rows, "best_params": best_params, "best_tag": best_tag,
+         "protocol_pick": pick, "stop_reason": searched,
          "report": str(result.report) if result.report else None, "seconds": result.seconds,
          "steps": steps, "train_size": train_size, "eval_size": eval_size, "model": model},
         indent=2) + "\n")

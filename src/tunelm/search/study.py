@@ -227,6 +227,26 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
     return summarize(study, storage_url(out, storage), stop_reason(cfg, stop.reason))
 
 
+def run_fixed_trial(out: str | Path, params: dict, tag: str, fraction: float = 1.0,
+                    storage: str | None = None, study_name: str | None = None) -> SearchResult:
+    """One more trial of an existing study (any strategy) with these parameters, the rest at
+    the study config's values; e.g. the recommended config beside what a search picked."""
+    from .objective import TrialRunner
+
+    out = Path(out)
+    study, cfg = open_study(None, out, storage, study_name)
+    dims = dims_of(cfg)
+    fixed = {**{d.name: _value_of(cfg, d.name) for d in dims if not d.when}, **params}
+    study.enqueue_trial(fixed, user_attrs={"fixed": fixed, "tag": tag, "fraction": fraction},
+                        skip_if_exists=False)
+    runner = TrialRunner(cfg, dims, out, cfg.search.objective)
+    study.optimize(runner, n_trials=1, catch=(Exception,), gc_after_trial=True)
+    if runner.fatal is not None:
+        raise runner.fatal
+    keep_top(study, cfg.search.keep_top)
+    return summarize(study, storage_url(out, storage), f"{tag} trial added")
+
+
 def stop_reason(cfg: Config, budget_reason: str | None) -> str:
     return budget_reason or ("grid exhausted" if cfg.search.strategy == "grid" else
                              "protocol finished" if cfg.search.strategy == "protocol" else
@@ -309,6 +329,7 @@ def summarize(study: optuna.Study, url: str, reason: str) -> SearchResult:
                      "tag": t.user_attrs.get("tag"), "relative_regret": regret,
                      "cost_seconds": t.user_attrs.get("cost_seconds"),
                      "prune_reason": t.user_attrs.get("prune_reason"),
+                     "trial_dir": t.user_attrs.get("trial_dir"),
                      "not_run": bool(t.user_attrs.get(NOT_RUN_ATTR))})
     total = spent(trials)
     try:  # the study records its total spend (read-only storages aside)
