@@ -162,7 +162,8 @@ class SearchConfig:
                               "after it, at the cost of loading the model for every trial")
     pbt_population: int = _f(4, "pbt: members trained side by side")
     pbt_generation_steps: int = _f(10, "pbt: training steps of one generation (between exploits)")
-    pbt_generations: int = _f(3, "pbt: generations; a member trains generations x steps in all")
+    pbt_generations: int = _f(3, "pbt: generations; a member trains generations x steps in all "
+                                 "(train.max_steps does not apply)")
     pbt_quantile: float = _f(0.25, "pbt: the bottom share copies a member of the top share")
     pbt_resample_probability: float = _f(0.25, "pbt: chance that explore resamples a value "
                                                "instead of scaling it by 0.8 or 1.2")
