@@ -51,7 +51,8 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
     paths = contracts.write_dataset(work / "data", train=train_size, eval=eval_size, seed=0)
     rec = recommend(Request(model=model, data=paths["train"], gpus=0))
     raw = rec.config_dict()
-    raw["data"].update(train=paths["train"], eval=paths["eval"], max_eval_examples=16)
+    # eval loss on the whole held-out set: the search chooses on the data the comparison scores
+    raw["data"].update(train=paths["train"], eval=paths["eval"], max_eval_examples=eval_size)
     raw["data"].pop("task", None)
     raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 5))
     # runs judge themselves by eval loss; exact match is scored once per model at the end
