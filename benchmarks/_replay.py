@@ -126,6 +126,13 @@ class Trace:
     pruned: int = 0
     repeats: int = 0
     params: list = field(default_factory=list)  # of each trial, in order
+    found: list = field(default_factory=list)  # the Run found after each trial (None: nothing)
+
+    def rescored(self, grid: Grid) -> Trace:
+        """The same trace with regret counted by `grid` (another unit on the same recording)."""
+        return Trace(self.strategy, self.seed, list(self.costs),
+                     [grid.regret(r) for r in self.found], self.trials, self.pruned,
+                     self.repeats, list(self.params), list(self.found))
 
     def regret_at(self, fraction: float) -> float:
         """Regret of what was found once `fraction` of the grid's compute was spent."""
@@ -164,6 +171,7 @@ class _Tracker:
         if finished_full and (self.best is None or run.best_eval_loss < self.best.best_eval_loss):
             self.best = run
         self.trace.costs.append(self.spent / self.total)
+        self.trace.found.append(self.best)
         self.trace.regrets.append(self.grid.regret(self.best))
 
     @property
@@ -220,8 +228,9 @@ def replay_optuna(grid: Grid, name: str, seed: int) -> Trace:
     sampler_name, pruner_name, enqueue = OPTUNA_STRATEGIES[name]
     pruner = (make_pruner(pruner_name, grid.eval_steps, grid.planned_steps) if pruner_name
               else optuna.pruners.NopPruner())
-    study = optuna.create_study(direction="minimize", sampler=_sampler(sampler_name, grid, seed),
-                                pruner=pruner)
+    # a fixed study name: Hyperband assigns brackets by a hash of the name and trial number
+    study = optuna.create_study(study_name=f"replay-{name}-{seed}", direction="minimize",
+                                sampler=_sampler(sampler_name, grid, seed), pruner=pruner)
     if enqueue:
         rec = grid.recommended
         study.enqueue_trial({LR_INDEX: grid.learning_rates.index(_nearest(grid, rec[LR])),

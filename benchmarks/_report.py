@@ -5,6 +5,7 @@ and one plot (median regret against compute, one panel per task). Summaries are 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import statistics
@@ -63,9 +64,16 @@ def _pct(x: float) -> str:
 
 
 def table_markdown(results: dict) -> str:
-    """One markdown table per task, the rows strategies."""
-    out = []
+    """One markdown table per task, the rows strategies (and for the demo task a second one in
+    relative regret of eval loss, the quantity the strategies select on)."""
+    blocks = []
     for task, res in results.items():
+        blocks.append((task, res))
+        if "strategies_eval_loss" in res:
+            blocks.append((f"{task}, by eval loss",
+                           {**res, "unit": "relative", "strategies": res["strategies_eval_loss"]}))
+    out = []
+    for task, res in blocks:
         unit, summary = res["unit"], res["strategies"]
         what = ("relative regret in best eval loss" if unit == "relative"
                 else "regret in exact-match points")
@@ -133,6 +141,11 @@ def replay_all(grids: dict, seeds: int, strategies=STRATEGIES) -> tuple[dict, di
             "target": {name: target(summary, name) for name in (DEFAULT, "protocol")
                        if name in summary and "default-tpe" in summary},
         }
+        if grid.unit == "points":  # also in the unit the strategies select on: eval loss
+            by_loss = dataclasses.replace(grid, unit="relative")
+            results[task]["strategies_eval_loss"] = {
+                name: summarize(by_loss, [t.rescored(by_loss) for t in ts])
+                for name, ts in traces[task].items()}
     return results, traces
 
 

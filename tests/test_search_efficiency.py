@@ -204,3 +204,19 @@ def test_replay_only_writes_the_table_json_and_plot(tmp_path, monkeypatch):
     assert data["contracts"]["unit"] == "points"
     assert (tmp_path / "search_efficiency.png").stat().st_size > 10_000
     assert "| tpe+sh |" in (tmp_path / "search_efficiency.md").read_text()
+
+
+def test_a_trace_rescored_in_eval_loss_matches_a_replay_counted_that_way():
+    import dataclasses
+
+    points = Grid.from_record(synthetic_record("contracts"))
+    relative = dataclasses.replace(points, unit="relative")
+    for name in ("tpe", "protocol"):
+        trace = replay(points, name, seed=2)
+        assert trace.rescored(relative).regrets == replay(relative, name, seed=2).regrets
+        assert trace.rescored(relative).regrets != trace.regrets
+
+
+def test_every_replay_is_reproducible_from_its_seed(grid):
+    for name in ("tpe", "tpe+sh", "random", "grid"):
+        assert replay(grid, name, seed=5).regrets == replay(grid, name, seed=5).regrets
