@@ -43,9 +43,12 @@ system:
 demo: setup
 	$(VENV)/bin/tunelm demo --out runs/demo
 
-# TUNELM_REAL_SERVICES=1: a test whose PostgreSQL or Chromium is missing fails instead of skipping
+# TUNELM_REAL_SERVICES=1: a test whose PostgreSQL or Chromium is missing fails instead of skipping.
+# Two pytest workers, one thread each: the tiny-model tests are bound by Python, not by matmuls,
+# and torch processes that each spin a thread per core slow each other down many times over.
 test: setup system
-	TUNELM_REAL_SERVICES=1 $(PY) -m pytest -q
+	TUNELM_REAL_SERVICES=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \
+		$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
