@@ -120,8 +120,9 @@ def test_bad_worker_counts(cfg_of, tmp_path, capsys):
     assert not Path(tmp_path / "x").exists()
 
 
-def test_bad_data_ends_the_study_with_exit_2(cfg_of, tmp_path, capsys):
-    raw = cfg_of(strategy="random", trials=3).to_dict()
+@pytest.mark.parametrize("isolate", [False, True])
+def test_bad_data_ends_the_study_with_exit_2(cfg_of, tmp_path, capsys, isolate):
+    raw = cfg_of(strategy="random", trials=3, isolate=isolate).to_dict()
     raw["data"]["max_length"] = 8  # every completion truncated away: a data problem
     cfg = tmp_path / "c.yaml"
     cfg.write_text(json.dumps(raw))

@@ -18,7 +18,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..errors import TrainingError
+from ..errors import BadInputError, TrainingError
 
 REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
 
@@ -68,6 +68,8 @@ def _child(request_path: str) -> int:
                                       callbacks=[reporter], fraction=req["fraction"], run=run)
     except TrainingError as exc:
         outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
+    except BadInputError as exc:  # the data or config: the parent ends the study (exit 2)
+        outcome.update(status="bad_input", error=str(exc))
     except Exception as exc:  # noqa: BLE001 - the parent decides what a failure means
         outcome.update(status="oom" if is_oom(exc) else "error",
                        error="".join(traceback.format_exception_only(type(exc), exc)).strip())

@@ -163,6 +163,8 @@ class TrialRunner:
         outcome = run_isolated(cfg, out, fraction, self.isolate_in, trial.study.study_name,
                                trial._trial_id, run=run)
         status = outcome["status"]
+        if status == "bad_input":
+            raise BadInputError(outcome.get("error", "bad input"))
         if status == "diverged":
             raise TrainingError(outcome.get("error", "diverged"), result=outcome["result"])
         if status == "oom":
