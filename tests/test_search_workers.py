@@ -159,3 +159,18 @@ def test_a_fixed_trial_joins_an_existing_study(cfg_of, tmp_path):
     added = result.trials[1]
     assert added["tag"] == "recommended" and added["params"]["train.learning_rate"] == 2e-3
     assert Path(added["trial_dir"], "result.json").exists()
+
+
+def test_sqlite_transactions_take_the_write_lock_when_they_begin(tmp_path):
+    """Two processes cannot both read that a queued trial waits and both take it."""
+    import sqlite3
+
+    from tunelm.search.study import make_storage
+
+    storage = make_storage(f"sqlite:///{tmp_path / 's.db'}")
+    with storage.engine.connect() as conn, conn.begin():
+        conn.exec_driver_sql("SELECT count(*) FROM trials")  # a read, as Optuna's pop starts
+        other = sqlite3.connect(tmp_path / "s.db", timeout=0.2)
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        other.close()

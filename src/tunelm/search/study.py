@@ -48,14 +48,38 @@ def make_storage(url: str):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     beat = _heartbeat_seconds()
     # SQLite: local worker processes share the file; wait for its lock instead of failing
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    return optuna.storages.RDBStorage(
+    sqlite = url.startswith("sqlite")
+    engine = {"connect_args": {"timeout": 60}} if sqlite else None
+    storage = optuna.storages.RDBStorage(
         url,
         engine_kwargs=engine,
         heartbeat_interval=beat,
         grace_period=3 * beat,
         heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1),
     )
+    if sqlite:
+        _serialize_sqlite(storage.engine)
+    return storage
+
+
+def _serialize_sqlite(engine) -> None:
+    """Every SQLite transaction takes the write lock when it begins (BEGIN IMMEDIATE).
+
+    Optuna takes a queued trial by reading that it is waiting, then marking it running; SQLite
+    has no row locks, so two processes could both read "waiting" and both run it. With the lock
+    taken at BEGIN the read and the write are one step. (SQLAlchemy's recipe for pysqlite:
+    the driver's own BEGIN is switched off and ours emitted instead.)"""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_driver_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the listeners keep the driver's BEGIN
 
 
 def _heartbeat_seconds() -> int:
