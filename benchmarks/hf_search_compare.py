@@ -82,7 +82,9 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
-def summary(rows: list[dict], wall: float) -> dict:
+def summary(rows: list[dict], wall: float, cpu: float | None = None) -> dict:
+    """Counts and bests of one side; `cpu` is the CPU seconds its process(es) used, a measure
+    that the neighbours' load on a shared machine disturbs less than the wall clock."""
     done = [r for r in rows if r["finished"]]
     complete = [r for r in rows if r["state"] == "COMPLETE"]
     best_any = [r["best_eval_loss"] for r in done if r["best_eval_loss"] is not None]
@@ -93,6 +95,8 @@ def summary(rows: list[dict], wall: float) -> dict:
         "trials_pruned": sum(r["state"] == "PRUNED" for r in rows),
         "trials_failed": sum(r["state"] == "FAIL" for r in rows),
         "trials_per_hour": round(3600 * len(done) / wall, 1),
+        "cpu_seconds": None if cpu is None else round(cpu, 1),
+        "trials_per_cpu_hour": None if not cpu else round(3600 * len(done) / cpu, 1),
         "best_objective": min((r["value"] for r in complete if r["value"] is not None),
                               default=None),
         "best_eval_loss_any_evaluation": min(best_any) if best_any else None,
@@ -112,9 +116,11 @@ def run_tunelm(cfg: dict, work: Path, minutes: float) -> dict:
     cmd = [str(ROOT / ".venv" / "bin" / "tunelm"), "search", str(path), "--strategy", "tpe",
            "--timeout", f"{minutes:g}", "--trials", "1000", "--out", str(study_dir)]
     load_before = _load()
+    cpu_before = _children_cpu()
     started = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - started
+    cpu = _children_cpu() - cpu_before
     if proc.returncode != 0:
         raise SystemExit(f"tunelm search failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     study = optuna.load_study(study_name=study_dir.name,
@@ -122,7 +128,14 @@ def run_tunelm(cfg: dict, work: Path, minutes: float) -> dict:
     rows = trial_rows(study)
     return {"command": " ".join(cmd).replace(str(work), "<work>").replace(str(ROOT) + "/", ""),
             "load_before": load_before, "load_after": _load(),
-            "summary": summary(rows, wall), "trials": rows}
+            "summary": summary(rows, wall, cpu), "trials": rows}
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_hf(cfg_dict: dict, space: dict, work: Path, minutes: float) -> dict:
@@ -171,7 +184,7 @@ def run_hf(cfg_dict: dict, space: dict, work: Path, minutes: float) -> dict:
 
     storage = f"sqlite:///{work / 'hf-study.db'}"
     load_before = _load()
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     trainer = Trainer(model_init=model_init, args=args, train_dataset=ListDataset(data.train),
                       eval_dataset=ListDataset(data.eval),
                       data_collator=Collator(tok.pad_token_id))
@@ -180,7 +193,7 @@ def run_hf(cfg_dict: dict, space: dict, work: Path, minutes: float) -> dict:
         hp_space=hp_space, compute_objective=lambda metrics: metrics["eval_loss"],
         n_trials=1000, direction="minimize", backend="optuna", timeout=minutes * 60 - init_seconds,
         sampler=optuna.samplers.TPESampler(seed=0), storage=storage, study_name="hf")
-    wall = time.time() - started
+    wall, cpu = time.time() - started, time.process_time() - cpu_started
     study = optuna.load_study(study_name="hf", storage=storage)
     rows = trial_rows(study)
     return {"call": "trainer.hyperparameter_search(hp_space, compute_objective=eval_loss, "
@@ -189,7 +202,7 @@ def run_hf(cfg_dict: dict, space: dict, work: Path, minutes: float) -> dict:
             "load_before": load_before, "load_after": _load(),
             "trainer_init_seconds": round(init_seconds, 1), "model_init_load_seconds": loads,
             "best_run": {"objective": best.objective, "hyperparameters": best.hyperparameters},
-            "summary": summary(rows, wall), "trials": rows}
+            "summary": summary(rows, wall, cpu), "trials": rows}
 
 
 def main(argv=None) -> int:

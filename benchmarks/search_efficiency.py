@@ -21,7 +21,9 @@ minutes on a 2-core CPU (one config measured first: 20 steps took 116 s on contr
 generation on 20 examples, 91 s on docstrings): 18 optimizer steps of batch 4 (72 examples),
 eval loss every 3 steps (6 evaluations; the first at 17% of the steps, inside a 20% probe) on 16
 held-out examples, exact match by greedy generation on 20 held-out examples (contracts),
-max_length at most 256.
+max_length at most 256. (Recorded 2026-11-27 in 87.5 minutes, not 75: the machine was shared
+with other model runs for part of it. A trial's cost in the replay is therefore the CPU seconds
+of the recording process, 89-103 s per configuration, rather than its wall seconds, 60-210 s.)
 
     .venv/bin/python benchmarks/search_efficiency.py                 # record (resumes), replay
     .venv/bin/python benchmarks/search_efficiency.py --replay-only   # replay only, seconds

@@ -36,9 +36,10 @@ def test_trials_are_counted_from_the_study():
     study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
     rows = hf.trial_rows(study)
     assert [r["best_eval_loss"] for r in rows[:3]] == [0.4, 0.7, 0.3]
-    s = hf.summary(rows, wall=1800.0)
+    s = hf.summary(rows, wall=1800.0, cpu=3600.0)
     assert (s["trials_finished"], s["trials_complete"], s["trials_pruned"],
             s["trials_failed"]) == (3, 2, 1, 1)
     assert s["trials_per_hour"] == pytest.approx(6.0)
+    assert s["trials_per_cpu_hour"] == pytest.approx(3.0)
     assert s["best_objective"] == pytest.approx(0.35)  # trial 2's last evaluation
     assert s["best_eval_loss_any_evaluation"] == pytest.approx(0.3)
