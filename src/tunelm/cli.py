@@ -203,9 +203,8 @@ def _dry_run(cfg, out) -> int:
         print(f"plan: {s.pbt_population} members x {s.pbt_generations} generations of "
               f"{s.pbt_generation_steps} steps: {s.pbt_population * s.pbt_generations} trials, "
               f"{s.pbt_population * s.pbt_generations * s.pbt_generation_steps} training steps")
-    from .search.estimate import describe_cost, estimate_cost
-
     from .errors import DataError, ModelError
+    from .search.estimate import describe_cost, estimate_cost
 
     try:
         print(describe_cost(estimate_cost(cfg, total)))
