@@ -461,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(
         sub, "demo", "the whole loop on the embedded default: recommend, search, compare, report",
         """
-            tunelm demo                       # about 20 minutes on a 2-core CPU; runs/demo
+            tunelm demo                       # about 12 minutes on a 2-core CPU; runs/demo
             tunelm demo --out runs/demo2 --steps 60
         """,
     )
