@@ -66,6 +66,7 @@ class LiveTable:
         trials = study.get_trials(deepcopy=False)
         sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
         elapsed = time.time() - self.started
+        remaining = left(self.budget, trials, elapsed)  # the same for every row of this update
         out, best = [], None
         def finished_at(t):
             return t.datetime_complete.timestamp() if t.datetime_complete else float("inf")
@@ -83,7 +84,7 @@ class LiveTable:
             out.append(
                 f"{t.number:>5}  {t.state.name:<9} {value:>8} "
                 f"{'' if best is None else f'{best:.4f}':>8}  {_clock(elapsed):>8}  "
-                f"{left(self.budget, trials, elapsed):<24} "
+                f"{remaining:<24} "
                 f"{brief_params(t.user_attrs.get('params', t.params))}"
                 + (f"  ({reason})" if reason else ""))
         running = sum(t.state == TrialState.RUNNING for t in trials)

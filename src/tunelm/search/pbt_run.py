@@ -166,10 +166,10 @@ def collect(study: optuna.Study) -> tuple[list[MemberResult], set, set]:
 
 
 def strategy_of(cfg: Config, dims) -> PBT:
-    from .study import _value_of
+    from .study import config_values
 
     s = cfg.search
-    start = {d.name: _value_of(cfg, d.name) for d in dims if not d.when}
+    start = config_values(cfg, dims)
     return PBT(dims, start, s.pbt_population, s.pbt_generations, s.pbt_quantile,
                s.pbt_resample_probability, s.seed)
 

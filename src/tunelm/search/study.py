@@ -260,7 +260,7 @@ def run_fixed_trial(out: str | Path, params: dict, tag: str, fraction: float = 1
     out = Path(out)
     study, cfg = open_study(None, out, storage, study_name)
     dims = dims_of(cfg)
-    fixed = {**{d.name: _value_of(cfg, d.name) for d in dims if not d.when}, **params}
+    fixed = {**config_values(cfg, dims), **params}
     study.enqueue_trial(fixed, user_attrs={"fixed": fixed, "tag": tag, "fraction": fraction},
                         skip_if_exists=False)
     runner = TrialRunner(cfg, dims, out, cfg.search.objective)
@@ -281,7 +281,7 @@ def stop_reason(cfg: Config, budget_reason: str | None) -> str:
 def enqueue_start(study: optuna.Study, cfg: Config, dims) -> None:
     """tpe: the recommended (configured) values are the study's first trial."""
     if cfg.search.strategy == "tpe" and not study.trials:
-        start = {d.name: _value_of(cfg, d.name) for d in dims if not d.when}
+        start = config_values(cfg, dims)
         study.enqueue_trial(start, user_attrs={"fixed": start, "tag": "recommended"})
 
 
@@ -291,6 +291,12 @@ def trial_limit(cfg: Config, dims) -> int | None:
     if cfg.search.strategy == "grid":
         limits.append(math.prod(len(v) for v in grid(dims, cfg.search.grid_points).values()))
     return min(limits) if limits else None
+
+
+def config_values(cfg: Config, dims) -> dict:
+    """The config's own value of every unconditional dimension: what a trial holds fixed when
+    a strategy does not choose it (the recommended start, the protocol's untuned dimensions)."""
+    return {d.name: _value_of(cfg, d.name) for d in dims if not d.when}
 
 
 def _value_of(cfg: Config, path: str):
@@ -305,7 +311,7 @@ def _run_protocol(study, cfg: Config, runner, report, stop) -> None:
         base["lora.r"] = cfg.lora.r
     proto = Protocol(base, tuned_rank=cfg.model.method != "full")
     # what the protocol does not tune (weight decay, dropout, ...) stays at the config's value
-    held = {d.name: _value_of(cfg, d.name) for d in runner.dims if not d.when}
+    held = config_values(cfg, runner.dims)
     while not stop.reason and runner.fatal is None:
         todo = proto.propose(curves(study))
         if todo is None:
