@@ -13,7 +13,7 @@ benchmarks/data/transfer_demo.json: both orders, every value, Spearman's rho, Ke
 winner, and the wall and CPU seconds of each side.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/transfer_demo.py       # ~20 min on 2 CPU cores
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/transfer_demo.py --model tiny --out /tmp/t
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/transfer_demo.py --model tiny --out runs/transfer-tiny
                                                                         # a seconds-long smoke run
 
 The studies stay in runs/transfer-demo (proxy/, proxy-to-full/); a second run reuses a finished

@@ -151,7 +151,7 @@ def test_a_trial_run_is_named_after_the_study_and_tagged_with_its_parameters(tmp
 def test_result_json_never_holds_a_tracking_password():
     assert tracking.without_password("postgresql://me:secret@db:5432/ml") == (
         "postgresql://me:***@db:5432/ml")
-    assert tracking.without_password("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+    assert tracking.without_password("sqlite:///mlruns/mlflow.db") == "sqlite:///mlruns/mlflow.db"
     assert tracking.without_password("http://host:5000") == "http://host:5000"
 
 
