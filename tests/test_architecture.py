@@ -154,13 +154,17 @@ def test_no_import_cycles_in_src():
         " <-> ".join(c) for c in found)
 
 
+# modules outside the search core's owner, to move onto the registry when they are next edited
+NOT_YET_MOVED = {f"{PACKAGE}.transfer"}  # `raw["search"]["strategy"] == "protocol"`
+
+
 def test_no_strategy_named_by_comparison_outside_the_registry():
     """A strategy's behaviour lives in its module under search/strategies/; comparing its name
     elsewhere is a registry bypassed."""
-    pattern = re.compile(r"strategy\s*(==|!=|\bin\b|\bnot in\b)\s*[\"'(\[]")
+    pattern = re.compile(r"strategy[\"']?\]?\s*(==|!=|\bin\b|\bnot in\b)\s*[\"'(\[]")
     offenders = []
     for name, path in modules().items():
-        if name.startswith(f"{PACKAGE}.search.strategies"):
+        if name.startswith(f"{PACKAGE}.search.strategies") or name in NOT_YET_MOVED:
             continue
         for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if pattern.search(line):
