@@ -20,11 +20,13 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from .. import hf_args
 from ..config import Config
 from ..data import Collator, ListDataset, prepare
 from ..errors import BadInputError, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
+from ..plan import plan_steps
 from ..models import (
     attach_method,
     count_parameters,
@@ -34,18 +36,9 @@ from ..models import (
 )
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .evaluate import evaluate_task
-from .plan import plan_steps
 from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")
-
-HF_OPTIMIZERS = {
-    "adamw_torch": "adamw_torch",
-    "adamw_8bit": "adamw_bnb_8bit",
-    "paged_adamw_8bit": "paged_adamw_8bit",
-    "paged_adamw_32bit": "paged_adamw_32bit",
-}
-
 
 def write_json(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
@@ -95,40 +88,23 @@ def _check_optimizer(optimizer: str, device: str) -> None:
 
 def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
                     run: RunInfo | None = None) -> dict:
-    """The `TrainingArguments` keyword arguments of a trial: one mapping of our config to
-    Transformers' names, shared by the runner and `tunelm export`. `run` names the run for the
+    """The `TrainingArguments` keyword arguments of a trial: the config's (`hf_args`, the one
+    mapping `tunelm export` shares) and this run's own on top. `run` names the run for the
     trackers of `train.report_to`."""
-    t = cfg.train
-    return dict(
+    kw = hf_args.training_kwargs(cfg, plan, precision)
+    kw.update(
         output_dir=str(out / "hf"),
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        max_steps=plan.total_steps,
-        lr_scheduler_type=plan.scheduler,
-        lr_scheduler_kwargs=plan.scheduler_kwargs,
-        warmup_steps=plan.warmup_steps,
-        optim=HF_OPTIMIZERS[t.optimizer],
-        logging_steps=t.logging_steps,
         logging_nan_inf_filter=False,  # the health guard must see NaN losses
-        eval_strategy="steps",
-        eval_steps=plan.eval_steps,
         save_strategy="no",  # BestKeeper keeps the best checkpoint, and only that one
         **trainer_fields(cfg, run),  # report_to, run_name: runner/tracking.py
-        seed=t.seed,
-        data_seed=t.seed,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
         use_cpu=device == "cpu",
-        include_num_input_tokens_seen="non_padding",
-        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",  # the throughput count
+        remove_unused_columns=False,  # our collator reads input_ids and labels
         label_names=["labels"],
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=False,
     )
+    return kw
 
 
 def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str,
