@@ -8,7 +8,7 @@ import torch
 from tunelm.cli import main
 from tunelm.data import Collator, prepare
 from tunelm.errors import TrainingError
-from tunelm.models import load_base_model
+from tunelm.base_model import load_base_model
 from tunelm.runner import run_trial
 
 from .conftest import read_metrics

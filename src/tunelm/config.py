@@ -23,7 +23,6 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from .errors import ConfigError
-from .models import EMBEDDED_NAMES
 
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "constant_with_warmup", "wsd")
 METHODS = ("lora", "qlora", "full")
@@ -36,6 +35,7 @@ STRATEGIES = ("grid", "random", "tpe", "protocol", "pbt")
 PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
 OBJECTIVES = ("eval_loss", "exact_match")
 REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
+EMBEDDED_NAMES = ("smollm2-135m", "embedded", "smollm2-135m-instruct")  # model.name of the default
 
 
 def _f(default: Any, help: str, **kw):

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import TunelmError
 from .. import hf_args
+from ..errors import TunelmError
 from . import common
 from .source import Source
 
