@@ -1,8 +1,6 @@
 import pytest
 import torch
 
-from tunelm.config import from_dict
-from tunelm.errors import ConfigError, ModelError
 from tunelm.base_model import (
     attach_method,
     count_parameters,
@@ -10,6 +8,8 @@ from tunelm.base_model import (
     load_base_model,
     resolve_precision,
 )
+from tunelm.config import from_dict
+from tunelm.errors import ConfigError, ModelError
 from tunelm.models import resolve_source, tiny_tokenizer
 
 
