@@ -101,3 +101,73 @@ def test_config_file_errors(tmp_path):
     listy.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(listy)
+
+
+# ------------------------------------------------------------------------------------------------
+# Relative paths resolve against the config file's directory, and are stored resolved
+# ------------------------------------------------------------------------------------------------
+
+
+def _config_beside_data(root: Path) -> Path:
+    """root/sub/my.yaml naming train.jsonl, eval.jsonl and a model directory beside it."""
+    from .conftest import arithmetic_rows, write_jsonl
+
+    sub = root / "sub"
+    write_jsonl(sub / "train.jsonl", arithmetic_rows(16, 0))
+    write_jsonl(sub / "eval.jsonl", arithmetic_rows(8, 1))
+    (sub / "base").mkdir()
+    (sub / "base" / "config.json").write_text("{}")
+    (sub / "my.yaml").write_text(yaml.safe_dump({
+        "model": {"name": "base"},
+        "data": {"train": "train.jsonl", "eval": "eval.jsonl"},
+    }))
+    return sub / "my.yaml"
+
+
+def test_relative_paths_resolve_against_the_config_directory(tmp_path, monkeypatch):
+    config = _config_beside_data(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the parent directory: train.jsonl is not here
+    cfg = load_config("sub/my.yaml")
+    sub = (tmp_path / "sub").resolve()
+    assert cfg.data.train == str(sub / "train.jsonl")
+    assert cfg.data.eval == str(sub / "eval.jsonl")
+    assert cfg.model.name == str(sub / "base")
+    # what a study stores (cfg.to_dict()) holds paths a worker started elsewhere can open
+    stored = cfg.to_dict()
+    for value in (stored["data"]["train"], stored["data"]["eval"], stored["model"]["name"]):
+        assert Path(value).is_absolute() and Path(value).exists()
+    monkeypatch.chdir(tmp_path / "sub")  # the same config from its own directory: the same paths
+    assert load_config("my.yaml") == cfg
+    assert load_config(config) == cfg
+
+
+def test_paths_not_beside_the_config_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    from .conftest import arithmetic_rows, write_jsonl
+
+    write_jsonl(tmp_path / "data" / "train.jsonl", arithmetic_rows(4, 0))
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "p.yaml").write_text("data: {train: data/train.jsonl}\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config("presets/p.yaml", ["data.eval=data/train.jsonl"])
+    assert cfg.data.train == str((tmp_path / "data" / "train.jsonl").resolve())
+    assert cfg.data.eval == cfg.data.train  # a --set path is the command line's: the cwd's
+    # names that are not paths, and paths that exist nowhere, stay as written
+    cfg = load_config(None, ["data.train=missing.jsonl", "model.name=tiny:hidden=32"])
+    assert (cfg.data.train, cfg.model.name) == ("missing.jsonl", "tiny:hidden=32")
+    assert load_config(None, ["data.task=contracts"]).model.name == "smollm2-135m"
+
+
+def test_train_from_another_directory_finds_the_data_beside_the_config(tmp_path):
+    import subprocess
+    import sys
+
+    config = _config_beside_data(tmp_path)
+    overrides = ["model.name=tiny", "model.precision=fp32", "data.max_length=64",
+                 "train.max_steps=2", "train.eval_steps=2", "train.batch_size=4"]
+    cmd = [sys.executable, "-m", "tunelm", "-q", "train", "sub/my.yaml", "--out", "run"]
+    for item in overrides:
+        cmd += ["--set", item]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    stored = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert stored["data"]["train"] == str(config.parent.resolve() / "train.jsonl")

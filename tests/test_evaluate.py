@@ -72,9 +72,9 @@ def test_the_baseline_matches_a_fresh_base_model(tiny_run, tmp_path):
     """disable_adapter() really is the base model: its loss equals a separately loaded base's."""
     import torch
 
+    from tunelm.base_model import load_base_model
     from tunelm.data import read_records
     from tunelm.evaluate import encode_indexed, eval_loss
-    from tunelm.models import load_base_model
 
     run, _, data = tiny_run
     out = evaluate_run(run, data / "eval.jsonl", baseline=True, out=tmp_path / "ev",

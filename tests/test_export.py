@@ -22,7 +22,8 @@ import yaml
 
 from tunelm.cli import main
 from tunelm.export import TARGETS, export
-from tunelm.runner.plan import HF_SCHEDULERS, plan_steps
+from tunelm.hf_args import HF_SCHEDULERS
+from tunelm.plan import plan_steps
 
 # Axolotl 0.19.0, axolotl/utils/schemas/: the fields the export writes (config.py
 # AxolotlInputConfig, training.py HyperparametersConfig, peft.py LoraConfig, model.py

@@ -1,17 +1,16 @@
 import pytest
 import torch
 
-from tunelm.config import from_dict
-from tunelm.errors import ConfigError, ModelError
-from tunelm.models import (
+from tunelm.base_model import (
     attach_method,
     count_parameters,
     cpu_has_fast_bf16,
     load_base_model,
     resolve_precision,
-    resolve_source,
-    tiny_tokenizer,
 )
+from tunelm.config import from_dict
+from tunelm.errors import ConfigError, ModelError
+from tunelm.models import resolve_source, tiny_tokenizer
 
 
 def cfg_with(**sections):
@@ -113,3 +112,97 @@ def test_embedded_default_loads_from_the_wheel_and_is_cached():
     out = model.generate(**ids, max_new_tokens=8, do_sample=False)
     answer = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
     assert "Paris" in answer
+
+
+# ------------------------------------------------------------------------------------------------
+# The base model's life: qlora checked once at load, handed back unchanged, best/ put back on it
+# ------------------------------------------------------------------------------------------------
+
+
+def test_qlora_on_a_cpu_is_refused_when_the_model_loads():
+    cfg = cfg_with(model={"method": "qlora"})
+    with pytest.raises(ConfigError, match="model.method qlora needs a CUDA GPU"):
+        load_base_model(cfg.model, "fp32", "cpu")
+
+
+def test_the_old_model_names_still_resolve():
+    """search/ and benchmarks/ import these from tunelm.models; they are base_model's now."""
+    import tunelm.base_model
+    import tunelm.hf_args
+    import tunelm.models
+
+    assert tunelm.models.load_for is tunelm.base_model.load
+    assert tunelm.models.gpu_count is tunelm.base_model.gpu_count
+    assert tunelm.models.lora_kwargs is tunelm.hf_args.lora_kwargs
+    with pytest.raises(AttributeError):
+        tunelm.models.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_a_trial_hands_a_lent_base_model_back_unchanged(tiny_config, tmp_path, method):
+    """A worker lends one base model to every trial: after a trial it is as it was, weights,
+    flags, modules, checkpointing and mode, whether the trial finished or failed."""
+    from tunelm.base_model import checkpointing_on
+    from tunelm.runner import run_trial
+
+    cfg = tiny_config(model={"method": method}, train={"gradient_checkpointing": True})
+    base, tok, _ = load_base_model(cfg.model, "fp32", "cpu")
+    base.eval()
+    before = {k: v.detach().clone() for k, v in base.state_dict().items()}
+    flags = {n: p.requires_grad for n, p in base.named_parameters()}
+    modules = [n for n, _ in base.named_modules()]
+
+    def unchanged():
+        after = base.state_dict()
+        assert [k for k in before if not torch.equal(before[k], after[k])] == []
+        assert [n for n, _ in base.named_modules()] == modules and not hasattr(base, "peft_config")
+        assert {n: p.requires_grad for n, p in base.named_parameters()} == flags
+        assert not base.training and not checkpointing_on(base)
+
+    result = run_trial(cfg, tmp_path / "ok", loaded=(base, tok), progress=False)
+    assert result["best_eval_loss"] is not None
+    unchanged()
+    # a trial that fails half-way (out of memory, say: the search retries it on this model)
+    # hands it back too
+    from transformers import TrainerCallback
+
+    class OutOfMemory(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 3:
+                raise RuntimeError("CUDA out of memory (simulated)")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        run_trial(cfg, tmp_path / "oom", loaded=(base, tok), progress=False,
+                  callbacks=[OutOfMemory()])
+    unchanged()
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_load_best_puts_the_kept_checkpoint_back(tiny_config, tmp_path, method):
+    from tunelm.base_model import load_best, load_tuned
+    from tunelm.runner import run_trial
+
+    cfg = tiny_config(model={"method": method},
+                      train={"learning_rate": 0.05, "max_steps": 12, "eval_steps": 2,
+                             "divergence_factor": 0})
+    run_trial(cfg, tmp_path / "run", progress=False)
+    best = tmp_path / "run" / "best"
+    model, _, _, _ = load_tuned(cfg, best)
+    if method == "full":
+        load_best(model, best, method)
+    from safetensors.torch import load_file
+
+    saved = {}
+    for f in best.glob("*.safetensors"):
+        saved.update(load_file(f))
+    if method == "full":
+        state = model.state_dict()
+    else:
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(model)
+    assert saved and all(torch.equal(saved[k], state[k]) for k in saved)
+    # and it is the best checkpoint, not the fresh start: the kept weights moved in training
+    fresh = attach_method(load_base_model(cfg.model, "fp32", "cpu")[0], cfg)
+    fresh_state = fresh.state_dict() if method == "full" else get_peft_model_state_dict(fresh)
+    assert any(not torch.equal(saved[k], fresh_state[k]) for k in saved)

@@ -37,6 +37,7 @@ BUILTIN_TASKS = ("contracts", "docstrings")
 PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
 OBJECTIVES = ("eval_loss", "exact_match")
 REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
+EMBEDDED_NAMES = ("smollm2-135m", "embedded", "smollm2-135m-instruct")  # model.name of the default
 
 
 def _f(default: Any, help: str, **kw):
@@ -488,16 +489,54 @@ def read_yaml(path: str | Path) -> dict:
     return raw
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None, base_dir=None) -> Config:
+def load_config(path: str | Path | None, overrides: list[str] | None = None,
+                base_dir: str | Path | None = None) -> Config:
     """Read a YAML config, apply `--set` overrides, validate everything at once.
 
-    Relative data paths are resolved against the config file's directory when the file exists
-    there, else against the working directory (so presets run from the repository root).
+    Relative paths in the file (`data.train`, `data.eval`, and `model.name` when it names a local
+    model) resolve against `base_dir`, by default the config file's directory, when they exist
+    there, else against the working directory (so presets run from the repository root); paths
+    given as `--set` overrides resolve against the working directory. A path that exists is
+    stored absolute, so the trial's config.yaml and a study's stored config open it from
+    anywhere; one that exists nowhere stays as written (loading the data names it).
     """
     raw = read_yaml(path) if path is not None else {}
+    cwd = Path.cwd()
+    if base_dir is None and path is not None:
+        base_dir = Path(path).parent
+    roots = [cwd] if base_dir is None else [cwd / Path(base_dir).expanduser(), cwd]
+    raw = resolve_paths(raw, roots)
     raw = apply_overrides(raw, parse_overrides(overrides))
-    cfg = from_dict(raw)
-    return cfg
+    return from_dict(resolve_paths(raw, [cwd]))
+
+
+# Fields that name a file or directory; model.name only when it is a local path, not a hub id
+# or one of tunelm's own names (the embedded default, tiny test models).
+PATH_FIELDS = ("model.name", "data.train", "data.eval")
+
+
+def resolve_paths(raw: dict, roots: list[Path]) -> dict:
+    """`raw` (a config dict as read from YAML) with each relative path of PATH_FIELDS made
+    absolute against the first of `roots` where it exists; other values are left alone."""
+    raw = copy.deepcopy(raw)
+    for key in PATH_FIELDS:
+        section, name = key.split(".")
+        values = raw.get(section)
+        if isinstance(values, dict) and isinstance(values.get(name), str):
+            values[name] = _resolved(values[name], roots, model=section == "model")
+    return raw
+
+
+def _resolved(value: str, roots: list[Path], model: bool) -> str:
+    if model and (value.lower() in EMBEDDED_NAMES or value == "tiny" or value.startswith("tiny:")):
+        return value
+    path = Path(value)
+    if not value.strip() or "://" in value or path.is_absolute() or value.startswith("~"):
+        return value
+    for root in roots:
+        if (root / path).exists():
+            return str((root / path).resolve())
+    return value
 
 
 def dump_yaml(data: dict, comments: bool = True, header: str | None = None) -> str:

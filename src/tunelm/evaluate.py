@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .base_model import load_best, load_tuned
 from .config import Config, load_config
 from .data import (
     IGNORE,
@@ -158,35 +159,8 @@ def eval_loss(model, tokenizer, examples: list[Encoded], batch_size: int, device
 
 
 # ----------------------------------------------------------------------------------------------
-# Models
+# Scoring
 # ----------------------------------------------------------------------------------------------
-
-
-def load_tuned(cfg: Config, run_dir: Path):
-    """(model, tokenizer, device, precision): the base from `load_for` with the run's best/
-    adapter on it (PEFT), or, for full fine-tuning, the base (weights loaded by `use_tuned`)."""
-    from .models import load_for
-
-    model, tok, device, precision = load_for(cfg.model)
-    if cfg.model.method != "full":
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, run_dir / "best")
-    return model, tok, device, precision
-
-
-def use_full_weights(model, best: Path) -> None:
-    """Load the full fine-tuning weights saved in `best` into `model` (tied weights are saved once)."""
-    from safetensors.torch import load_file
-
-    state = {}
-    for f in sorted(best.glob("*.safetensors")):
-        state.update(load_file(f))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    tied = {k for k in missing if "lm_head" in k or "embed" in k}
-    if unexpected or set(missing) - tied:
-        raise ModelError(f"{best}: the saved weights do not fit the base model (missing "
-                         f"{sorted(set(missing) - tied)[:3]}, unexpected {sorted(unexpected)[:3]})")
 
 
 def _score(model, tok, cfg, records, examples, eval_cfg, device, precision):
@@ -225,7 +199,7 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
     out_dir = Path(out) if out else tgt.run_dir / f"eval-{Path(data).stem}"
     eval_cfg = dataclasses.replace(cfg.eval, metric=metric or cfg.eval.metric,
                                    max_examples=min(max_examples or len(records), len(records)))
-    model, tok, device, precision = load_tuned(cfg, tgt.run_dir)
+    model, tok, device, precision = load_tuned(cfg, tgt.run_dir / "best")
     examples = encode_indexed(tok, records, cfg.data)
     log.info("evaluate | %s | %d examples from %s (%d with completion tokens) | device %s",
              tgt.run_dir, len(records), data, len(examples), device)
@@ -242,7 +216,7 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
         log.info("base model | eval loss %.4f | %s", scored["base"]["eval_loss"],
                  _brief(scored["base"]["task"]))
     if full:
-        use_full_weights(model, tgt.run_dir / "best")
+        load_best(model, tgt.run_dir / "best", "full")
     scored["tuned"], outputs["tuned"], losses["tuned"] = _score(
         model, tok, cfg, records, examples, eval_cfg, device, precision)
     log.info("tuned model | eval loss %.4f | %s", scored["tuned"]["eval_loss"],

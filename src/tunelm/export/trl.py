@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import hf_args
 from . import common
 from .source import Source
 
@@ -100,7 +101,7 @@ def build(src: Source, out: Path) -> common.Export:
     notes += data_notes + arg_notes + common.common_notes(cfg) + _notes(cfg, data)
     sft = {**args, **_sft_fields(cfg, data, args)}
     lora = common.peft_lora(cfg)
-    quant = dict(common.QUANTIZATION) if cfg.model.method == "qlora" else None
+    quant = dict(hf_args.QLORA_QUANTIZATION) if cfg.model.method == "qlora" else None
     stopping = common.early_stopping(cfg)
     d = cfg.data
     data_block = {"train": data.train, "eval": data.eval, "kind": data.kind,

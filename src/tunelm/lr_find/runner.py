@@ -10,7 +10,6 @@ checkpointing, train/eval mode and the global random state put back.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
@@ -18,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..base_model import checkpointing_on as _checkpointing  # noqa: F401 (test_lr_find reads it)
 from ..config import Config
 from ..errors import ConfigError, TrainingError
 from ..files import write_text_atomic
@@ -87,16 +87,14 @@ def run_lr_find(cfg: Config, out_dir: str | Path, *, min_lr: float = 1e-7, max_l
 def _run(cfg, loaded, min_lr, max_lr, steps, beta, backoff, progress) -> dict:
     import torch
 
-    from ..models import attach_method, device_type, load_for, resolve_precision
+    from ..base_model import adapted, device_type, load, resolve_precision
+    from ..data import prepare
 
     if loaded is None:
-        model, tok, device, precision = load_for(cfg.model)
+        model, tok, device, precision = load(cfg.model)
     else:
         (model, tok), device = loaded, device_type()
         precision = resolve_precision(cfg.model.precision, device)
-    _check_optimizer(cfg, device)
-    from ..data import prepare
-
     with tempfile.TemporaryDirectory() as work:  # a built-in task writes its files here
         data = prepare(tok, cfg.data, Path(work))
     lrs = schedule(min_lr, max_lr, steps)
@@ -105,11 +103,12 @@ def _run(cfg, loaded, min_lr, max_lr, steps, beta, backoff, progress) -> dict:
              cfg.model.method, device, precision, steps, min_lr, max_lr, len(data.train),
              cfg.train.batch_size, cfg.train.grad_accum)
     devices = [torch.cuda.current_device()] if device == "cuda" else []
-    with torch.random.fork_rng(devices=devices), _restored(model, cfg) as held:
+    with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.train.seed)  # the adapter starts as a trial's would
-        held["tuned"] = attach_method(model, cfg, cfg.train.gradient_checkpointing)
-        losses, stop = _train(held["tuned"], tok, cfg, data.train, lrs, beta, device,
-                              precision, progress)
+        # the model comes back as it was: adapter unloaded, full weights copied back
+        with adapted(model, cfg, cfg.train.gradient_checkpointing) as tuned:
+            losses, stop = _train(tuned, tok, cfg, data.train, lrs, beta, device, precision,
+                                  progress)
     ran = len(losses)
     result = analyze(lrs[:ran], losses, planned_steps=steps, beta=beta, backoff=backoff)
     sug = {"steepest": result.steepest.as_dict() if result.steepest else None,
@@ -134,11 +133,6 @@ def _run(cfg, loaded, min_lr, max_lr, steps, beta, backoff, progress) -> dict:
         + [{"step": i + 1, "lr": lrs[i], "loss": None, "smoothed": None}
            for i in range(len(result.losses), ran)],  # a non-finite loss ends the curve
     }
-
-
-def _check_optimizer(cfg: Config, device: str) -> None:
-    if cfg.model.method == "qlora" and device != "cuda":
-        raise ConfigError("model.method qlora needs a CUDA GPU; use --set model.method=lora")
 
 
 def _batches(n: int, size: int, seed: int):
@@ -202,49 +196,3 @@ def _train(tuned, tok, cfg, train, lrs, beta, device, precision, progress):
             break
     bar.close()
     return losses, stop
-
-
-@contextlib.contextmanager
-def _restored(model, cfg: Config):
-    """Run the block on `model`, then hand it back as it came: the adapter the block puts in
-    `held["tuned"]` unloaded (LoRA never writes the frozen base weights), or, for full
-    fine-tuning, every tensor copied back from a copy on the CPU. (QLoRA's
-    prepare_model_for_kbit_training upcasts the unquantized base tensors to fp32 in place, as a
-    trial does; their values are unchanged.)"""
-    import torch
-
-    flags = {n: p.requires_grad for n, p in model.named_parameters()}
-    was_training = model.training
-    was_checkpointing = _checkpointing(model)
-    copy = None
-    if cfg.model.method == "full":  # the one method that writes the base weights
-        copy = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    held: dict = {}
-    try:
-        yield held
-    finally:
-        tuned = held.get("tuned")
-        if cfg.model.method != "full" and tuned is not None and hasattr(tuned, "unload"):
-            tuned.unload()  # PEFT puts the base layers back in place of the LoRA layers
-        if copy is not None:
-            with torch.no_grad():
-                for k, v in model.state_dict().items():
-                    v.copy_(copy[k])
-        for n, p in model.named_parameters():
-            p.requires_grad_(flags.get(n, False))
-            p.grad = None
-        if _checkpointing(model) and not was_checkpointing:
-            model.gradient_checkpointing_disable()
-            if hasattr(model, "disable_input_require_grads"):
-                with contextlib.suppress(Exception):  # only set where checkpointing set it
-                    model.disable_input_require_grads()
-        model.train(was_training)
-
-
-
-def _checkpointing(model) -> bool:
-    """Whether activation checkpointing is on (Transformers renamed the property in 5.x)."""
-    for name in ("is_activation_checkpointing", "is_gradient_checkpointing"):
-        if hasattr(type(model), name):
-            return bool(getattr(model, name))
-    return False

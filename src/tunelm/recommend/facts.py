@@ -174,7 +174,8 @@ def from_gguf(path: Path, name: str) -> ModelFacts:
 
 def model_facts(name: str) -> ModelFacts:
     """Facts about `name` (a hub id, a local directory, a .gguf file, smollm2-135m or tiny)."""
-    from ..models import EMBEDDED_NAMES, parse_tiny, resolve_source
+    from ..config import EMBEDDED_NAMES
+    from ..models import parse_tiny, resolve_source
 
     if name.lower() in EMBEDDED_NAMES:
         source = resolve_source(name)

@@ -8,7 +8,7 @@ import textwrap
 
 import yaml
 
-from .rules import Recommendation, cite
+from .advice import Recommendation, cite
 from .sources import SOURCES
 
 

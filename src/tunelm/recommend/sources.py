@@ -55,3 +55,39 @@ EARLY_STOPPING = {"patience": 3, "threshold": 0.001}
 CLIP = {"default": 1.0, "qlora": 0.3}
 DROPOUT = 0.05
 WEIGHT_DECAY = {"default": 0.01, "overfit_prone": 0.1}
+
+# LoRA rank by task and dataset size (practitioner ranges: 4-16 for small specialised sets and
+# format or style tasks, 32-64 for large or multi-domain sets, code and math)
+RANK = {"format": 8, "small": 16, "large": 32, "code": 32, "code_large": 64}
+LARGE_DATASET = 5_000  # examples: from here a set counts as large (rank, code rank)
+
+# Effective batch (practitioner bands): 16-64 for small specialised sets, 32-128 for instruction
+# tuning; halved (not below MIN_REF_BATCH) until the run has MIN_STEPS optimizer steps
+REF_BATCH = {"small": 16, "default": 32, "huge": 64}
+SMALL_DATASET = 2_000  # examples: below this a set is small and specialised
+HUGE_DATASET = 50_000  # examples: from here the larger reference batch
+MIN_REF_BATCH = 4
+MICRO_BATCH_WANTED = 4  # below this micro-batch, try gradient checkpointing for a larger one
+MAX_LENGTH_STEP = 64  # data.max_length: the 95th-percentile length rounded up to a multiple
+
+# Warmup share by dataset size: (below this many examples, ratio): 3-10% of the steps
+WARMUP = [(1_000, 0.1), (10_000, 0.05), (float("inf"), 0.03)]
+OVERFIT_PRONE = {"examples": 1_000, "rank": 64}  # fewer examples, or at least this rank
+
+# Throughput when not measured: FLOPs per token (x parameters) and device speed
+FLOPS_PER_TOKEN = {"full": 6, "adapter": 4}  # forward + backward; frozen weights skip 2
+GPU_FLOPS = 312e12  # an A100-class GPU, bf16 dense
+GPU_UTILISATION = 0.4
+CPU_FLOPS = 0.078e12  # measured: SmolLM2-135M LoRA at ~145 tokens/s on 2 CPU cores
+
+# Dataset and hardware facts when they are not given or cannot be read
+DEFAULT_AVG_TOKENS = 512.0  # --examples without --avg-tokens
+P95_OVER_MEAN = 1.5  # 95th-percentile length of a described (not read) dataset
+CHARS_PER_TOKEN = 4  # length estimate without a tokenizer, plus TEMPLATE_TOKENS
+TEMPLATE_TOKENS = 8
+DEMO_TASK_SIZE = 240  # the built-in task's size when recommend is given no data: the demo's
+DEFAULT_GPU_GIB = 80.0  # a GPU whose memory cannot be read
+DEFAULT_RAM_GIB = 16.0  # a machine whose memory cannot be read
+QLORA_7B_SIZES = (3.5, 10.0)  # billions of parameters: the "7B" band of QLORA_7B_MAX
+DISAGREE_FACTOR = 1.5  # rule and practitioners disagree when the rate is this far outside
+OPTIMIZER_BYTES = {"adamw": 8, "8bit": 2}  # optimizer state per trainable parameter

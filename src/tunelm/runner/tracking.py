@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, hf_args
 from ..config import Config, report_targets
 from ..errors import ConfigError
 
@@ -103,7 +103,7 @@ def trainer_fields(cfg: Config, run: RunInfo | None) -> dict:
     """The TrainingArguments fields of tracking: `report_to`, and `run_name` for a run.
     (Transformers 5 has no `logging_dir` argument: TensorBoard's directory is an environment
     variable, see `environment`.)"""
-    out = {"report_to": report_targets(cfg.train.report_to) or "none"}
+    out = {"report_to": hf_args.report_to(cfg.train)}
     if run is not None:
         out["run_name"] = run.name
     return out

@@ -18,33 +18,29 @@ import os
 import shutil
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
+from .. import hf_args
+from ..base_model import (
+    adapted,
+    count_parameters,
+    device_type,
+    load_base_model,
+    load_best,
+    resolve_precision,
+)
 from ..config import Config
 from ..data import Collator, ListDataset, prepare
 from ..errors import BadInputError, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
-from ..models import (
-    attach_method,
-    count_parameters,
-    device_type,
-    load_base_model,
-    resolve_precision,
-)
+from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .evaluate import evaluate_task
-from .plan import plan_steps
 from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")
-
-HF_OPTIMIZERS = {
-    "adamw_torch": "adamw_torch",
-    "adamw_8bit": "adamw_bnb_8bit",
-    "paged_adamw_8bit": "paged_adamw_8bit",
-    "paged_adamw_32bit": "paged_adamw_32bit",
-}
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -58,18 +54,6 @@ def _save_model(model, tokenizer, target: Path) -> None:
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-
-
-def _restore_best(model, best_dir: Path, method: str) -> None:
-    from safetensors.torch import load_file
-
-    if method == "full":
-        state = load_file(best_dir / "model.safetensors")
-        model.load_state_dict(state, strict=False)
-        return
-    from peft import set_peft_model_state_dict
-
-    set_peft_model_state_dict(model, load_file(best_dir / "adapter_model.safetensors"))
 
 
 def _peak_memory_mb(device: str) -> dict:
@@ -95,40 +79,23 @@ def _check_optimizer(optimizer: str, device: str) -> None:
 
 def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
                     run: RunInfo | None = None) -> dict:
-    """The `TrainingArguments` keyword arguments of a trial: one mapping of our config to
-    Transformers' names, shared by the runner and `tunelm export`. `run` names the run for the
+    """The `TrainingArguments` keyword arguments of a trial: the config's (`hf_args`, the one
+    mapping `tunelm export` shares) and this run's own on top. `run` names the run for the
     trackers of `train.report_to`."""
-    t = cfg.train
-    return dict(
+    kw = hf_args.training_kwargs(cfg, plan, precision)
+    kw.update(
         output_dir=str(out / "hf"),
-        per_device_train_batch_size=t.batch_size,
-        per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.learning_rate,
-        weight_decay=t.weight_decay,
-        max_grad_norm=t.max_grad_norm,
-        max_steps=plan.total_steps,
-        lr_scheduler_type=plan.scheduler,
-        lr_scheduler_kwargs=plan.scheduler_kwargs,
-        warmup_steps=plan.warmup_steps,
-        optim=HF_OPTIMIZERS[t.optimizer],
-        logging_steps=t.logging_steps,
         logging_nan_inf_filter=False,  # the health guard must see NaN losses
-        eval_strategy="steps",
-        eval_steps=plan.eval_steps,
         save_strategy="no",  # BestKeeper keeps the best checkpoint, and only that one
         **trainer_fields(cfg, run),  # report_to, run_name: runner/tracking.py
-        seed=t.seed,
-        data_seed=t.seed,
-        bf16=precision == "bf16",
-        fp16=precision == "fp16",
         use_cpu=device == "cpu",
-        include_num_input_tokens_seen="non_padding",
-        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",  # the throughput count
+        remove_unused_columns=False,  # our collator reads input_ids and labels
         label_names=["labels"],
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=False,
     )
+    return kw
 
 
 def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str,
@@ -166,23 +133,10 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
 
 def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_from=None,
          save_state_to=None, *, run=None) -> dict:
-    import torch
-    from transformers import Trainer, set_seed
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers import set_seed
 
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in ("metrics.jsonl", "result.json", "predictions.jsonl"):
-        (out / stale).unlink(missing_ok=True)
-    (out / "config.yaml").write_text(
-        cfg.to_yaml(comments=True), encoding="utf-8"
-    )
     started = time.time()
-    device = device_type()
-    precision = resolve_precision(cfg.model.precision, device)
-    _check_optimizer(cfg.train.optimizer, device)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-
+    device, precision = _start(cfg, out)
     run = run or plain_run(out)
     with trial_log(out / "train.log"), ExitStack() as stack:
         log.info("trial %s | model %s | method %s | device %s | precision %s",
@@ -203,92 +157,32 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             log.info("baseline task metrics: %s", _brief(baseline))
 
         set_seed(cfg.train.seed)  # adapters start the same whatever ran before
-        model = attach_method(base, cfg, cfg.train.gradient_checkpointing)
+        # a base lent by a worker goes back unchanged when the trial ends, however it ends
+        model = stack.enter_context(adapted(base, cfg, cfg.train.gradient_checkpointing,
+                                            hand_back=loaded is not None))
         trainable, total = count_parameters(model)
         plan = plan_steps(cfg.train, len(data.train), fraction=fraction)
         log.info("plan | %d steps | warmup %d | eval every %d | effective batch %d | "
                  "trainable %d of %d parameters", plan.total_steps, plan.warmup_steps,
                  plan.eval_steps, plan.effective_batch, trainable, total)
-
-        metrics = MetricsWriter(out / "metrics.jsonl")
-        guard = HealthGuard(factor=cfg.train.divergence_factor)
-        best_dir = out / "best"
-        shutil.rmtree(best_dir, ignore_errors=True)
-        keeper = BestKeeper(
-            best_dir if cfg.train.save_best else None,
-            cfg.train.early_stopping_patience,
-            cfg.train.early_stopping_threshold,
-            save_fn=lambda d: _save_model(model, tokenizer, d),
-        )
         # the trackers hear of the run from here to the end of the final evaluation
         tracker = stack.enter_context(tracking(cfg, out, run))
-        trainer = Trainer(
-            model=model,
-            args=training_arguments(cfg, plan, out, precision, device, run),
-            train_dataset=ListDataset(data.train),
-            eval_dataset=ListDataset(data.eval),
-            data_collator=Collator(tokenizer.pad_token_id),
-            callbacks=[metrics, guard, keeper, *callbacks],
-        )
-        trainer.remove_callback(PrinterCallback)
-        trainer.remove_callback(ProgressCallback)
-        if progress:
-            trainer.add_callback(Progress())
-        if resume_from is not None:  # before every other callback looks at the optimizer
-            from .resume import NewHyperparameters
-
-            trainer.callback_handler.callbacks.insert(0, NewHyperparameters())
-            log.info("resuming the training state of %s", resume_from)
-
-        stop_reason = "completed"
-        error = None
-        try:
-            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        except KeyboardInterrupt:
-            stop_reason = "interrupted"
-            error = KeyboardInterrupt()
-        step = trainer.state.global_step
-        if guard.reason:
-            stop_reason = guard.reason
-        elif keeper.stopped_early:
-            stop_reason = "early_stopping"
-        if error is None and not guard.reason and keeper.last_step != step:
-            trainer.evaluate()  # the final eval loss belongs to the final step
-        metrics.close()
-        if save_state_to is not None and error is None and not guard.reason:
-            from .resume import save_training_state
-
-            save_training_state(trainer, model, Path(save_state_to))  # the last weights
-
+        trained = _train(cfg, out, model, tokenizer, data, plan, precision, device, run,
+                         callbacks, progress, resume_from, save_state_to)
         task = {}
-        rows = []
-        best_exists = best_dir.exists()
-        if error is None and not guard.reason:
-            if best_exists:
-                _restore_best(model, best_dir, cfg.model.method)
-            task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
-                                       device, precision)
-            if rows:
-                with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
-                    for row in rows:
-                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            log.info("task metrics of the best checkpoint: %s", _brief(task))
-
+        if trained.ok:
+            task = _score_best(cfg, out, model, tokenizer, data, device, precision)
         wall = time.time() - started
         result = {
-            "status": "ok" if error is None and not guard.reason else "failed",
-            "stop_reason": stop_reason,
-            "best_eval_loss": _clean(keeper.best_loss),
-            "best_step": keeper.best_step,
-            "final_eval_loss": _clean(keeper.last_loss),
-            "final_step": step,
+            "status": "ok" if trained.ok else "failed",
+            "stop_reason": trained.stop_reason,
+            "best_eval_loss": _clean(trained.keeper.best_loss),
+            "best_step": trained.keeper.best_step,
+            "final_eval_loss": _clean(trained.keeper.last_loss),
+            "final_step": trained.step,
             "task_metrics": task,
             "baseline_task_metrics": baseline,
-            "train_seconds": round(metrics.train_seconds, 2),
-            "wall_seconds": round(wall, 2),
-            "tokens_seen": metrics.tokens_seen,
-            "tokens_per_s": round(metrics.tokens_seen / metrics.train_seconds, 1)
-            if metrics.train_seconds else None,
+            **_throughput(trained.metrics, wall),
             **_peak_memory_mb(device),
             "device": device,
             "precision": precision,
@@ -296,26 +190,137 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             "total_parameters": total,
             "plan": plan.as_dict(),
             "data": data.stats,
-            "best_checkpoint": str(best_dir.name) if best_exists else None,
+            "best_checkpoint": "best" if (out / "best").exists() else None,
         }
         if tracker is not None:
             tracker.finish(result)  # its summary, and result["tracking"]: where the run is
         write_json(out / "result.json", result)
         shutil.rmtree(out / "hf", ignore_errors=True)
-        if loaded is not None and cfg.model.method != "full" and hasattr(model, "unload"):
-            model.unload()  # hand the base model back without adapters
         log.info("result | best eval loss %s @ step %s | stop %s | %.0f s",
-                 result["best_eval_loss"], result["best_step"], stop_reason, wall)
-    if error is not None:
-        raise error
-    if guard.reason:
+                 result["best_eval_loss"], result["best_step"], trained.stop_reason, wall)
+    if trained.error is not None:
+        raise trained.error
+    if trained.guard.reason:
         raise TrainingError(
-            f"the run stopped at step {guard.step}: {guard.reason}. The learning rate "
-            f"({cfg.train.learning_rate:g}) is the usual cause: try it 3-10x lower. "
+            f"the run stopped at step {trained.guard.step}: {trained.guard.reason}. The learning "
+            f"rate ({cfg.train.learning_rate:g}) is the usual cause: try it 3-10x lower. "
             f"See {out / 'metrics.jsonl'}",
             result=result,
         )
     return result
+
+
+def _start(cfg: Config, out: Path) -> tuple[str, str]:
+    """The trial directory without a previous run's results, with this config; returns
+    (device, precision), checked against the config."""
+    import torch
+
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("metrics.jsonl", "result.json", "predictions.jsonl"):
+        (out / stale).unlink(missing_ok=True)
+    (out / "config.yaml").write_text(cfg.to_yaml(comments=True), encoding="utf-8")
+    device = device_type()
+    precision = resolve_precision(cfg.model.precision, device)
+    _check_optimizer(cfg.train.optimizer, device)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    return device, precision
+
+
+@dataclass
+class _Trained:
+    """How training went: its callbacks' records, the last step and why it stopped."""
+
+    metrics: MetricsWriter
+    guard: HealthGuard
+    keeper: BestKeeper
+    step: int
+    stop_reason: str
+    error: BaseException | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.guard.reason
+
+
+def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, device, run,
+           callbacks, progress, resume_from, save_state_to) -> _Trained:
+    """Train `model` with the Trainer and our callbacks; the best checkpoint goes to out/best."""
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    metrics = MetricsWriter(out / "metrics.jsonl")
+    guard = HealthGuard(factor=cfg.train.divergence_factor)
+    best_dir = out / "best"
+    shutil.rmtree(best_dir, ignore_errors=True)
+    keeper = BestKeeper(
+        best_dir if cfg.train.save_best else None,
+        cfg.train.early_stopping_patience,
+        cfg.train.early_stopping_threshold,
+        save_fn=lambda d: _save_model(model, tokenizer, d),
+    )
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(cfg, plan, out, precision, device, run),
+        train_dataset=ListDataset(data.train),
+        eval_dataset=ListDataset(data.eval),
+        data_collator=Collator(tokenizer.pad_token_id),
+        callbacks=[metrics, guard, keeper, *callbacks],
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(Progress())
+    if resume_from is not None:  # before every other callback looks at the optimizer
+        from .resume import NewHyperparameters
+
+        trainer.callback_handler.callbacks.insert(0, NewHyperparameters())
+        log.info("resuming the training state of %s", resume_from)
+
+    stop_reason = "completed"
+    error = None
+    try:
+        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        error = KeyboardInterrupt()
+    step = trainer.state.global_step
+    if guard.reason:
+        stop_reason = guard.reason
+    elif keeper.stopped_early:
+        stop_reason = "early_stopping"
+    if error is None and not guard.reason and keeper.last_step != step:
+        trainer.evaluate()  # the final eval loss belongs to the final step
+    metrics.close()
+    if save_state_to is not None and error is None and not guard.reason:
+        from .resume import save_training_state
+
+        save_training_state(trainer, model, Path(save_state_to))  # the last weights
+    return _Trained(metrics, guard, keeper, step, stop_reason, error)
+
+
+def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precision) -> dict:
+    """The task metrics of the best checkpoint (put back on `model`); predictions.jsonl."""
+    if (out / "best").exists():
+        load_best(model, out / "best", cfg.model.method)
+    task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
+                               device, precision)
+    if rows:
+        with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    log.info("task metrics of the best checkpoint: %s", _brief(task))
+    return task
+
+
+def _throughput(metrics: MetricsWriter, wall: float) -> dict:
+    seconds = metrics.train_seconds
+    return {
+        "train_seconds": round(seconds, 2),
+        "wall_seconds": round(wall, 2),
+        "tokens_seen": metrics.tokens_seen,
+        "tokens_per_s": round(metrics.tokens_seen / seconds, 1) if seconds else None,
+    }
 
 
 def _clean(x):
