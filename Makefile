@@ -47,9 +47,16 @@ demo: setup
 # TUNELM_REAL_SERVICES=1: a test whose PostgreSQL or Chromium is missing fails instead of skipping.
 # Two pytest workers, one thread each: the tiny-model tests are bound by Python, not by matmuls,
 # and torch processes that each spin a thread per core slow each other down many times over.
+# Every test has a time limit (pytest-timeout, `timeout` in pyproject.toml): a hung worker, server
+# or browser fails its test instead of stalling the run (`-p timeout`: an error if it is missing).
 test: setup system
 	TUNELM_REAL_SERVICES=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \
 		$(PY) -m pytest -q -p timeout -n 2 --dist loadfile
+
+# The pure layer: tests/conftest.py marks every test that trains, loads a model or starts
+# PostgreSQL or Chromium `integration`; the rest run in one process (no worker start-up to pay).
+test-fast: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -p timeout -m "not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
