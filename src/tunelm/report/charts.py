@@ -88,6 +88,9 @@ def history(data: ReportData) -> Chart:
     if best:
         ax.step(*zip(*best), where="post", color="black", linewidth=1.2, label="best so far")
     _log_if_spread(ax, [p.value for p in data.history])
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, not 0.5
     ax.set_xlabel("trial")
     ax.set_ylabel(data.objective)
     ax.grid(alpha=0.3)
