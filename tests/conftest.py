@@ -125,6 +125,23 @@ PURE_TESTS = {
     "test_lr_find.py::test_cli_lr_find_bad_values_exit_2",
     "test_evaluate.py::test_study_without_a_finished_trial",
     "test_report.py::test_report_of_a_study_with_no_trials_yet",
+    "test_search.py::test_workers_do_not_join_a_protocol_study",
+}
+# Every test has pyproject's `timeout` (240 s: 4x the slowest other test, 57 s, in a full run on a
+# 2-core CPU shared with other jobs, docs/benchmarks.md); these took 69-213 s there (workers,
+# child processes, PostgreSQL, whole studies) and get LONG_TIMEOUT.
+LONG_TIMEOUT = 600
+LONG_TESTS = {
+    "test_distributed.py::test_three_workers_one_killed",
+    "test_search_workers.py::test_isolated_trials_run_in_child_processes",
+    "test_search_workers.py::test_local_workers_share_one_study",
+    "test_search_workers.py::test_bad_data_ends_the_study_with_exit_2",
+    "test_pbt.py::test_a_worker_process_joins_a_pbt_study",
+    "test_pbt.py::test_pbt_end_to_end_on_the_tiny_model",
+    "test_demo.py::test_demo_recommends_searches_compares_and_reports",
+    "test_tracking.py::test_isolated_trials_and_workers_keep_the_trial_names",
+    "test_transfer.py::test_transfer_runs_the_top_configs_on_the_larger_model",
+    "test_export.py::test_trl_script_reproduces_the_run",
 }
 
 
@@ -143,6 +160,8 @@ def pytest_collection_modifyitems(config, items):
         if is_integration(item.path.name, name, getattr(item, "fixturenames", ()),
                           [m.name for m in item.iter_markers()]):
             item.add_marker(pytest.mark.integration)
+        if f"{item.path.name}::{name}" in LONG_TESTS and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
 
 
 # A pure test must not build a model: PreTrainedModel.__init__ is watched (once transformers is
