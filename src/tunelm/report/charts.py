@@ -13,6 +13,9 @@ from .data import ReportData
 COLORS = {"complete": "#1f77b4", "pruned": "#ff7f0e", "diverged": "#d62728",
           "failed": "#7f7f7f", "running": "#2ca02c"}
 MARKERS = {"complete": "o", "pruned": "s", "diverged": "X", "failed": "x", "running": "^"}
+# the kind of run a point is (data.KINDS): colour and marker say its state, the fill its kind
+KIND_STYLE = {"full": {}, "probe": {"facecolors": "none", "linewidths": 1.4},
+              "generation": {"alpha": 0.45}}
 
 
 @dataclass
@@ -47,35 +50,63 @@ def _plain_ticks(axis) -> None:
     axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "1235" else ""))
 
 
-def _state_legend(ax, states, extra=()) -> None:
+def _state_legend(ax, states, extra=(), kinds=None) -> None:
+    """One legend: a colour and marker per state, then (when the points are not all full runs)
+    a fill per kind, labelled from `kinds` ({kind: label}), then `extra`."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color=COLORS[s], marker=MARKERS[s], linestyle="", label=s)
                for s in ("complete", "pruned", "diverged", "failed", "running") if s in states]
+    if kinds and set(kinds) != {"full"}:
+        fills = {"full": {}, "probe": {"markerfacecolor": "none"}, "generation": {"alpha": 0.45}}
+        handles += [Line2D([], [], color="#444444", marker="o", linestyle="", label=label,
+                           **fills[kind]) for kind, label in kinds.items()]
     ax.legend(handles=handles + list(extra), fontsize="small", loc="best")
+
+
+def _points(ax, points, x: str, y: str) -> None:
+    """Scatter `points` (each with .state and .kind) one group per kind and state: the group's
+    gid (`points-probe-complete`) names it in the SVG."""
+    groups: dict[tuple, list] = {}
+    for p in points:
+        groups.setdefault((p.kind, p.state), []).append(p)
+    for (kind, state), group in groups.items():
+        ax.scatter([getattr(p, x) for p in group], [getattr(p, y) for p in group],
+                   color=COLORS[state], marker=MARKERS[state], zorder=3,
+                   gid=f"points-{kind}-{state}", **KIND_STYLE[kind])
 
 
 def history(data: ReportData) -> Chart:
     title, caption = "Optimisation history", (
         f"The objective ({data.objective}, {data.direction}d) of every finished trial, in the "
-        "order they ran; the line is the best complete trial so far.")
+        "order they ran; the line is the best complete trial so far." + _kinds_note(data))
     if not data.history:
         return Chart("history", title, caption, None, "no trial has finished yet")
     fig, ax = _figure()
-    for p in data.history:
-        ax.scatter(p.number, p.value, color=COLORS[p.state], marker=MARKERS[p.state], zorder=3)
+    _points(ax, data.history, "number", "value")
     best = [(p.number, p.best_so_far) for p in data.history if p.best_so_far is not None]
     if best:
         ax.step(*zip(*best), where="post", color="black", linewidth=1.2, label="best so far")
     _log_if_spread(ax, [p.value for p in data.history])
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, not 0.5
     ax.set_xlabel("trial")
     ax.set_ylabel(data.objective)
     ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
     _state_legend(ax, {p.state for p in data.history},
-                  [Line2D([], [], color="black", label="best so far")] if best else [])
+                  [Line2D([], [], color="black", label="best so far")] if best else [],
+                  kinds=data.kinds)
     return Chart("history", title, caption, fig)
+
+
+def _kinds_note(data: ReportData) -> str:
+    if "probe" not in data.kinds:
+        return ""
+    return (" Hollow markers are probes, which ran only a share of the planned steps (see the "
+            "legend): their loss comes from a shorter run and is not a full run's.")
 
 
 def curves(data: ReportData) -> Chart:
@@ -109,29 +140,28 @@ def curves(data: ReportData) -> Chart:
 def learning_rate(data: ReportData) -> Chart:
     title, caption = "Best eval loss against learning rate", (
         "Each trial's best eval loss at its peak learning rate (log scale). Too high a rate "
-        "diverges; too low learns slowly.")
+        "diverges; too low learns slowly." + _kinds_note(data))
     if not data.lr_points:
         return Chart("learning_rate", title, caption, None,
                      "no trial has both a learning rate and an eval loss yet")
     fig, ax = _figure()
-    for _, lr, loss, state in data.lr_points:
-        ax.scatter(lr, loss, color=COLORS[state], marker=MARKERS[state], zorder=3)
+    _points(ax, data.lr_points, "learning_rate", "loss")
     ring = []
     if data.best:
-        for number, lr, loss, _ in data.lr_points:
-            if number == data.best.number:
-                ring = [ax.scatter(lr, loss, s=220, facecolors="none", edgecolors="black",
-                                   zorder=4, label=f"best (trial {number})")]
+        for p in data.lr_points:
+            if p.number == data.best.number:
+                ring = [ax.scatter(p.learning_rate, p.loss, s=220, facecolors="none",
+                                   edgecolors="black", zorder=4, label=f"best (trial {p.number})")]
     ax.set_xscale("log")
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
-    _log_if_spread(ax, [p[2] for p in data.lr_points])
+    _log_if_spread(ax, [p.loss for p in data.lr_points])
     ax.set_xlabel("learning rate")
     ax.set_ylabel("best eval loss")
     ax.grid(alpha=0.3, which="both")
-    _state_legend(ax, {p[3] for p in data.lr_points}, ring)
+    _state_legend(ax, {p.state for p in data.lr_points}, ring, kinds=data.kinds)
     return Chart("learning_rate", title, caption, fig)
 
 

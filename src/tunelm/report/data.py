@@ -9,25 +9,32 @@ renderers (`charts`, `html`, `png`) only draw it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..config import Config
-from ..errors import TunelmError
+from .lineage import LineageCell, lineage_of  # noqa: F401  (re-exported)
+from .trials import (  # noqa: F401  (re-exported: the report's data is read from here)
+    KINDS,
+    STATES,
+    eval_curve,
+    finite,
+    kind_labels,
+    trial_kind,
+    trial_state,
+    verdict_of,
+)
 
 log = logging.getLogger("tunelm.report")
 
 LR = "train.learning_rate"
-# prune reasons the health guard and the divergence pruner write (runner/callbacks.py, search/)
-DIVERGED_PREFIXES = ("diverged", "loss is", "grad_norm is", "eval_loss is")
-STATES = ("complete", "pruned", "diverged", "failed", "running")
 
 
 @dataclass
@@ -47,6 +54,19 @@ class HistoryPoint:
     value: float
     state: str
     best_so_far: float | None  # over complete trials up to this one
+    kind: str = "full"  # one of KINDS: a probe's loss is not a full run's
+    fraction: float = 1.0  # the share of the planned steps it ran for
+
+
+class LrPoint(NamedTuple):
+    """A trial's best eval loss at its learning rate."""
+
+    number: int
+    learning_rate: float
+    loss: float
+    state: str
+    kind: str = "full"
+    fraction: float = 1.0
 
 
 @dataclass
@@ -109,20 +129,6 @@ class Best:
 
 
 @dataclass
-class LineageCell:
-    """One member-generation of a population-based training study."""
-
-    member: int
-    generation: int
-    trial: int
-    learning_rate: float | None
-    parent: int | None  # the member whose checkpoint it continued (itself unless it exploited)
-    explore: dict  # {dimension: "x0.8" | "x1.2" | "resample"} when it exploited
-    loss: float | None  # eval loss at the end of its generation
-    params: dict = field(default_factory=dict)
-
-
-@dataclass
 class ReportData:
     study_name: str
     storage: str
@@ -132,7 +138,7 @@ class ReportData:
     counts: dict[str, int]
     history: list[HistoryPoint]
     curves: list[TrialCurve]
-    lr_points: list[tuple[int, float, float, str]]  # (trial, learning rate, best eval loss, state)
+    lr_points: list[LrPoint]
     axes: list[Axis]  # parameters, then the objective
     parallel: list[tuple[int, str, dict]]  # (trial, state, {axis name: value})
     importance: Importance
@@ -140,53 +146,7 @@ class ReportData:
     best: Best | None
     params: list[str] = field(default_factory=list)
     lineage: list[LineageCell] = field(default_factory=list)  # pbt studies only
-
-
-def trial_state(t: FrozenTrial) -> tuple[str, str]:
-    """(state, reason): a pruned trial whose loss blew up is `diverged`, not merely `pruned`."""
-    reason = str(t.user_attrs.get("prune_reason") or "")
-    if t.state == TrialState.FAIL:
-        return "failed", reason or str(t.system_attrs.get("fail_reason", "") or "the run crashed")
-    if t.state == TrialState.PRUNED:
-        return ("diverged" if reason.startswith(DIVERGED_PREFIXES) else "pruned"), reason
-    if t.state == TrialState.COMPLETE:
-        return "complete", reason
-    return "running", reason
-
-
-def eval_curve(t: FrozenTrial) -> tuple[list[int], list[float]]:
-    """Finite eval losses by step: the values reported to Optuna, else the trial's metrics.jsonl."""
-    points = sorted(t.intermediate_values.items())
-    if not points:
-        path = Path(t.user_attrs.get("trial_dir") or "/nonexistent") / "metrics.jsonl"
-        if path.exists():
-            rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-            points = sorted({r["step"]: r["eval_loss"] for r in rows
-                             if r.get("eval_loss") is not None}.items())
-    points = [(int(s), float(v)) for s, v in points if v is not None and math.isfinite(v)]
-    return [s for s, _ in points], [v for _, v in points]
-
-
-def verdict_of(trial_dir: str | None) -> tuple[str, str]:
-    """(verdict, most important finding) of `tunelm diagnose` on a trial directory; ("n/a", "")
-    without the directory (another machine's worker wrote it) or without metrics to judge."""
-    if not trial_dir or not Path(trial_dir).is_dir():
-        return "n/a", ""
-    try:
-        from ..diagnose import diagnose
-    except ImportError:  # an install without the diagnose package
-        return "n/a", ""
-    try:
-        d = diagnose(trial_dir)
-    except TunelmError as exc:  # e.g. a crashed trial with no metrics yet
-        log.debug("no diagnosis for %s: %s", trial_dir, exc)
-        return "n/a", ""
-    finding = str(getattr(d.findings[0], "message", d.findings[0])) if d.findings else ""
-    return str(d.verdict), finding
-
-
-def _finite(x) -> float | None:
-    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+    kinds: dict[str, str] = field(default_factory=dict)  # {kind: legend label} of those present
 
 
 def _is_better(a: float, b: float, direction: str) -> bool:
@@ -196,12 +156,12 @@ def _is_better(a: float, b: float, direction: str) -> bool:
 def history(trials: list[FrozenTrial], states: dict, direction: str) -> list[HistoryPoint]:
     out, best = [], None
     for t in trials:
-        value = _finite(t.value)
+        value = finite(t.value)
         if value is None:
             continue
         if t.state == TrialState.COMPLETE and (best is None or _is_better(value, best, direction)):
             best = value
-        out.append(HistoryPoint(t.number, value, states[t.number][0], best))
+        out.append(HistoryPoint(t.number, value, states[t.number][0], best, *trial_kind(t)))
     return out
 
 
@@ -236,7 +196,7 @@ def importance_of(study: optuna.Study, names: list[str]) -> Importance:
     scikit-learn) over the complete trials, or a note when they cannot say anything."""
     method = "PED-ANOVA (Optuna)"
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if _finite(t.value) is not None]
+                if finite(t.value) is not None]
     if len(complete) < 2:
         return Importance(method, note=f"parameter importance needs at least 2 complete trials; "
                                        f"this study has {len(complete)}")
@@ -272,7 +232,6 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
     Raises ConfigError (exit code 2) when there is no such study.
     """
     from ..search import open_study
-    from ..search.space import apply
     from ..search.study import storage_url, summarize
 
     if study_dir is None and storage is None:
@@ -291,71 +250,63 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
     rows, curves, lr_points, parallel = [], [], [], []
     for t in trials:
         state, reason = states[t.number]
-        params = t.user_attrs.get("params") or dict(t.params)
         steps, losses = eval_curve(t)
-        verdict, finding = verdict_of(t.user_attrs.get("trial_dir"))
-        best_loss = _finite(t.user_attrs.get("best_eval_loss"))
-        if best_loss is None and losses:
-            best_loss = min(losses)
-        rows.append(TrialRow(
-            number=t.number, state=state, reason=reason, tag=str(t.user_attrs.get("tag") or ""),
-            params=params, value=_finite(t.value), best_eval_loss=best_loss,
-            task_metric=_finite(t.user_attrs.get("exact_match")),
-            cost_seconds=_finite(t.user_attrs.get("cost_seconds")),
-            relative_regret=_finite(regret.get(t.number)),
-            verdict=verdict, finding=finding, trial_dir=t.user_attrs.get("trial_dir")))
+        row = row_of(t, state, reason, losses, regret.get(t.number))
+        rows.append(row)
         if steps:
             curves.append(TrialCurve(t.number, state, reason, steps, losses))
-        lr = params.get(LR, cfg.train.learning_rate if LR not in names else None)
-        if best_loss is not None and _finite(lr) is not None:
-            lr_points.append((t.number, float(lr), best_loss, state))
-        if _finite(t.value) is not None:  # a conditional parameter may be missing: a gap
-            parallel.append((t.number, state, {**params, cfg.search.objective: float(t.value)}))
+        lr = row.params.get(LR, cfg.train.learning_rate if LR not in names else None)
+        if row.best_eval_loss is not None and finite(lr) is not None:
+            lr_points.append(LrPoint(t.number, float(lr), row.best_eval_loss, state,
+                                     *trial_kind(t)))
+        if row.value is not None:  # a conditional parameter may be missing: a gap
+            parallel.append((t.number, state, {**row.params, cfg.search.objective: row.value}))
 
     values = [v[cfg.search.objective] for _, _, v in parallel]
     if values:  # losses of diverged trials dwarf the rest: a log axis keeps both readable
         spread = min(values) > 0 and max(values) / min(values) > 10
         axes = axes + [Axis(cfg.search.objective, min(values), max(values), spread)]
-
-    best = None
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and _finite(t.value) is not None]
-    if complete:
-        b = study.best_trial
-        params = b.user_attrs.get("params") or dict(b.params)
-        path = Path(best_yaml) if best_yaml else out / "best.yaml"
-        best = Best(b.number, float(b.value), params, b.user_attrs.get("trial_dir"),
-                    apply(cfg, params).to_yaml(),
-                    commands(out if storage is None else None, storage, study.study_name, path))
-
+    points = history(trials, states, direction)
+    to_run = commands(out if storage is None else None, storage, study.study_name,
+                      Path(best_yaml) if best_yaml else out / "best.yaml")
     counts = {s: sum(1 for v in states.values() if v[0] == s) for s in STATES}
     return ReportData(
         study_name=study.study_name, storage=_redact(storage_url(out, storage)),
         objective=cfg.search.objective, direction=direction, strategy=cfg.search.strategy,
-        counts=counts, history=history(trials, states, direction), curves=curves,
-        lr_points=lr_points, axes=axes, parallel=parallel,
-        importance=importance_of(study, names), rows=rows, best=best, params=names,
-        lineage=lineage_of(trials))
+        counts=counts, history=points, curves=curves, lr_points=lr_points, axes=axes,
+        parallel=parallel, importance=importance_of(study, names), rows=rows,
+        best=best_of(study, cfg, trials, to_run), params=names,
+        lineage=lineage_of(trials), kinds=kind_labels([*points, *lr_points]))
 
 
-def lineage_of(trials: list[FrozenTrial]) -> list[LineageCell]:
-    """The member x generation cells of a pbt study (empty for other strategies); a retried
-    member-generation shows its latest trial."""
-    from ..search.pbt import PBT_ATTR
+def row_of(t: FrozenTrial, state: str, reason: str, losses: list[float],
+           regret: float | None) -> TrialRow:
+    """The trial table's line for `t`; its best eval loss is the one the run recorded, else the
+    lowest of its eval `losses`."""
+    best_loss = finite(t.user_attrs.get("best_eval_loss"))
+    if best_loss is None and losses:
+        best_loss = min(losses)
+    verdict, finding = verdict_of(t.user_attrs.get("trial_dir"))
+    return TrialRow(
+        number=t.number, state=state, reason=reason, tag=str(t.user_attrs.get("tag") or ""),
+        params=t.user_attrs.get("params") or dict(t.params), value=finite(t.value),
+        best_eval_loss=best_loss, task_metric=finite(t.user_attrs.get("exact_match")),
+        cost_seconds=finite(t.user_attrs.get("cost_seconds")), relative_regret=finite(regret),
+        verdict=verdict, finding=finding, trial_dir=t.user_attrs.get("trial_dir"))
 
-    cells: dict[tuple, LineageCell] = {}
-    for t in trials:
-        info = t.user_attrs.get(PBT_ATTR)
-        if not info:
-            continue
-        params = t.user_attrs.get("params") or dict(t.params)
-        loss = _finite(t.user_attrs.get("final_eval_loss"))
-        key = (info["member"], info["generation"])
-        if key in cells and cells[key].loss is not None and loss is None:
-            continue
-        cells[key] = LineageCell(info["member"], info["generation"], t.number,
-                                 _finite(params.get(LR)), info.get("parent"),
-                                 dict(info.get("explore") or {}), loss, params)
-    return sorted(cells.values(), key=lambda c: (c.member, c.generation))
+
+def best_of(study: optuna.Study, cfg: Config, trials: list[FrozenTrial],
+            to_run: list[str]) -> Best | None:
+    """The study's best trial with its full configuration and `to_run`, the commands that train
+    and export it; None before a trial completes."""
+    from ..search.space import apply
+
+    if not any(t.state == TrialState.COMPLETE and finite(t.value) is not None for t in trials):
+        return None
+    b = study.best_trial
+    params = b.user_attrs.get("params") or dict(b.params)
+    return Best(b.number, float(b.value), params, b.user_attrs.get("trial_dir"),
+                apply(cfg, params).to_yaml(), to_run)
 
 
 def _redact(url: str) -> str:
