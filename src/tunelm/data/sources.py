@@ -93,6 +93,9 @@ def open_source(spec, cfg, split: str | None = None) -> Source:
         if is_saved_dataset(p) or (cfg.subset and is_saved_dataset(p / cfg.subset)):
             ds = _load_saved(p, spec, cfg.subset, split)
             return Source(f"{spec} ({split})", ds._fingerprint, dataset=ds)
+        if cfg.subset:
+            raise DataError(f"data.subset {cfg.subset!r}: {spec} has no directory "
+                            f"{cfg.subset}/ saved with save_to_disk")
         files = _local_files(p, spec)
         return Source(spec, _file_digest(files), files=files)
     if p.is_absolute() or spec.startswith((".", "~")) or p.suffix.lower() in SUFFIXES or (
@@ -157,9 +160,11 @@ def load_files(source: Source, cache_dir: Path):
         source.offsets.append(start)
         start += len(ds)
         parts.append(ds)
-    try:
-        source.dataset = concatenate_datasets(parts) if len(parts) > 1 else parts[0]
-    except ValueError:  # files of different columns: keep each row as JSON text
+    if len(parts) == 1:
+        source.dataset = parts[0]
+    elif all(p.features == parts[0].features for p in parts):
+        source.dataset = concatenate_datasets(parts)
+    else:  # files of different columns or types: keep each row as JSON text
         source.dataset = _raw_dataset([json.dumps(r, default=str) for ds in parts
                                        for r in _rows(ds)])
     return source.dataset
@@ -170,14 +175,36 @@ def _rows(ds):
         yield json.loads(row[RAW]) if RAW in row else row
 
 
+def _csv_kwargs(f: Path) -> dict:
+    """Every CSV column read as text, empty cells as "" (as Python's csv module reads them)."""
+    import csv
+
+    from datasets import Features, Value
+
+    try:
+        with open(f, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError:
+        header = None
+    if not header:
+        return {}
+    return {"features": Features({name: Value("string") for name in header}),
+            "keep_default_na": False, "na_filter": False}
+
+
 def _load_file(f: Path, cache_dir: Path):
     from datasets import load_dataset
 
     builder = BUILDERS[f.suffix.lower()]
-    kwargs = {"dtype": str, "keep_default_na": False} if builder == "csv" else {}
+    kwargs = _csv_kwargs(f) if builder == "csv" else {}
     try:
-        return load_dataset(builder, data_files=str(f), split="train",
-                            cache_dir=str(cache_dir), **kwargs)
+        ds = load_dataset(builder, data_files=str(f), split="train", cache_dir=str(cache_dir),
+                          **kwargs)
+        # A field of mixed types (a string here, a list there) becomes a `Json` feature, which
+        # decodes every string that parses as JSON: a completion '{"a": 1}' would turn into a
+        # dict. Such files are read line by line instead.
+        if "Json(" not in repr(ds.features):
+            return ds
     except Exception as exc:
         if builder not in ("json", "csv"):
             reason = str(exc.__cause__ or exc).strip().splitlines()[-1][:300]
