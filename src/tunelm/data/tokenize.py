@@ -72,7 +72,7 @@ def tokenize(source: Source, rows: list[int], tokenizer, cfg, split: str, work) 
     ds = selected.map(
         _Tokenize(tokenizer, cfg, source, rows), batched=True, batch_size=256, with_indices=True,
         remove_columns=selected.column_names, features=features, num_proc=procs,
-        cache_file_name=str(work / f"{split}-map.arrow"), new_fingerprint=f"{split}-{work.name}",
+        cache_file_name=str(work / f"{split}-map.arrow"), new_fingerprint=f"{split}-{abs(hash(work.name)):x}"[:40],
         desc=f"tokenizing {split} data",
     )
     n_labels = np.asarray(ds.data.column("n_labels").to_numpy())
