@@ -207,3 +207,24 @@ def test_config_rejects_an_empty_split_name():
 
     with pytest.raises(ConfigError, match=r"data.split must be a split name.*got ''"):
         from_dict({"model": {"name": "tiny"}, "data": {"train": "x.jsonl", "split": ""}})
+
+
+def test_a_hub_id_that_cannot_be_read_or_lacks_the_split(tmp_path, monkeypatch):
+    """No network here: the hub's answers are stood in for; what is ours is the message."""
+    import datasets
+
+    from tunelm.data import open_source
+
+    def offline(*_a, **_k):
+        raise ConnectionError("Couldn't reach 'org/name' on the Hub (OfflineModeIsEnabled)")
+
+    monkeypatch.setattr(datasets, "get_dataset_split_names", offline)
+    with pytest.raises(DataError, match=r"'org/name' is neither a local path nor a dataset on "
+                                        r"the Hugging Face Hub .*OfflineModeIsEnabled"):
+        open_source("org/name", DataConfig(train="org/name"))
+    monkeypatch.setattr(datasets, "get_dataset_split_names", lambda *a, **k: ["train", "test"])
+    with pytest.raises(DataError, match=r"data.split 'validation' is not in org/name: it has "
+                                        r"train, test"):
+        open_source("org/name", DataConfig(train="org/name", split="validation"))
+    with pytest.raises(DataError, match="does not exist"):  # a path, not a hub id
+        open_source(str(tmp_path / "org" / "name.jsonl"), DataConfig(train="x"))

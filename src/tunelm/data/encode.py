@@ -54,7 +54,9 @@ def _assistant_spans(tokenizer, messages: list[dict], full: str, tools) -> list[
         if m["role"] != "assistant":
             continue
         before = render_chat(tokenizer, messages[:i], add_generation_prompt=True, tools=tools)
-        through = render_chat(tokenizer, messages[: i + 1], tools=tools)
+        # the last turn renders as the whole conversation does: one template call saved
+        last = i == len(messages) - 1
+        through = full if last else render_chat(tokenizer, messages[: i + 1], tools=tools)
         if full.startswith(before) and full.startswith(through):
             spans.append((len(before), len(through)))
     if not spans:  # a template that rewrites earlier turns: fall back to the last answer
