@@ -7,7 +7,7 @@ import pytest
 
 from tunelm.cli import main
 from tunelm.config import DataConfig
-from tunelm.data import IGNORE, Record, encode, prepare, read_records, to_messages
+from tunelm.data import IGNORE, Record, encode, prepare, read_records, to_messages, tools_of
 from tunelm.errors import DataError
 from tunelm.models import tiny_tokenizer
 
@@ -163,6 +163,10 @@ def test_system_turns_and_tools_reach_the_chat_template(tmp_path):
     assert tok.decode(labelled) == "3<|im_end|>\n"  # the tools are prompt, not completion
     assert encode(tok, to_messages(Record(rows[0], "x"), "messages", DataConfig(train="x")),
                   True).input_ids != data.train[0]["input_ids"]
+    as_text = {**rows[0], "tools": json.dumps([tool])}  # some datasets keep tools as JSON text
+    assert tools_of(Record(as_text, "x")) == [tool]
+    with pytest.raises(DataError, match="x: field 'tools' is text but not JSON"):
+        tools_of(Record({**rows[0], "tools": "[{"}, "x"))
 
 
 def test_a_row_error_in_parquet_names_the_file_row_and_field(tok, tmp_path):

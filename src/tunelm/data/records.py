@@ -13,6 +13,7 @@ Malformed input raises DataError naming where (file and line, or dataset row) an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from ..errors import DataError
@@ -136,6 +137,11 @@ def tools_of(record: Record) -> list[dict] | None:
     tools = record.data.get("tools")
     if tools is None:
         return None
+    if isinstance(tools, str):  # some datasets keep the schemas as JSON text
+        try:
+            tools = json.loads(tools)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{record.where}: field 'tools' is text but not JSON ({exc.msg})") from None
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise DataError(f"{record.where}: field 'tools' must be a list of objects (function "
                         f"schemas), got {type(tools).__name__}")
