@@ -61,6 +61,7 @@ def tokenize(source: Source, rows: list[int], tokenizer, cfg, split: str, work) 
     """(tokenized datasets.Dataset with input_ids and labels, DatasetStats) of `rows` of
     `source`: truncated at data.max_length, examples without a label token dropped."""
     import numpy as np
+    import pyarrow.compute as pc
     from datasets import Features, Sequence, Value
 
     if not rows:
@@ -76,7 +77,7 @@ def tokenize(source: Source, rows: list[int], tokenizer, cfg, split: str, work) 
         desc=f"tokenizing {split} data",
     )
     n_labels = np.asarray(ds.data.column("n_labels").to_numpy())
-    lengths = np.asarray(ds.data.column("input_ids").combine_chunks().value_lengths())
+    lengths = pc.list_value_length(ds.data.column("input_ids")).to_numpy()  # no copy of tokens
     keep = np.flatnonzero(n_labels > 0)
     truncated = int(np.asarray(ds.data.column("truncated").to_numpy(zero_copy_only=False)).sum())
     if len(keep) == 0:
