@@ -123,3 +123,14 @@ def test_two_processes_racing_leave_one_whole_entry(tmp_path, data_file):
     assert outs[0]["train"] == outs[1]["train"]
     left = sorted(p.name for p in (tmp_path / "c").iterdir() if p.name != "hf")
     assert len(left) == 2 and left[1] == left[0] + ".lock"  # the entry and its lock, no .tmp-*
+
+
+def test_where_the_cache_is(tmp_path, monkeypatch):
+    from tunelm.data import cache_root
+
+    monkeypatch.delenv("TUNELM_DATA_CACHE", raising=False)
+    monkeypatch.setenv("TUNELM_CACHE", str(tmp_path / "all"))
+    assert cache_root() == tmp_path / "all" / "data"
+    monkeypatch.setenv("TUNELM_DATA_CACHE", str(tmp_path / "data-only"))
+    assert cache_root() == tmp_path / "data-only"
+    assert cache_root(tmp_path / "study") == tmp_path / "study"

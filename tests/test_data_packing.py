@@ -105,7 +105,7 @@ def test_the_trainer_computes_the_packed_loss_without_leaking(tok, examples, tmp
 def test_a_packed_trial_trains_on_fewer_longer_sequences(tiny_config, tmp_path, monkeypatch):
     from tunelm.runner.trial import run_trial
 
-    monkeypatch.setenv("TUNELM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TUNELM_DATA_CACHE", str(tmp_path / "cache"))
     cfg = tiny_config(data={"packing": True, "max_length": 128},
                       train={"max_steps": 4, "eval_steps": 2, "batch_size": 4})
     result = run_trial(cfg, tmp_path / "run", progress=False)

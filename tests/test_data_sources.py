@@ -187,7 +187,7 @@ def _train_args(tmp_path, *sets):
 
 
 def test_malformed_parquet_exits_2_with_the_reason(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("TUNELM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TUNELM_DATA_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "train.parquet"
     path.write_bytes(b"PAR1 this is not a parquet file")
     assert main(_train_args(tmp_path, f"data.train={path}")) == 2
@@ -197,7 +197,7 @@ def test_malformed_parquet_exits_2_with_the_reason(capsys, tmp_path, monkeypatch
 
 
 def test_a_missing_split_exits_2_with_the_reason(capsys, tmp_path, monkeypatch):
-    monkeypatch.setenv("TUNELM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("TUNELM_DATA_CACHE", str(tmp_path / "cache"))
     root = _hub_shaped(tmp_path / "hub")
     code = main(_train_args(tmp_path, f"data.train={root}", "data.subset=easy",
                             "data.split=validation"))

@@ -60,7 +60,7 @@ def as_config(config: Config | dict | str | Path, overrides: dict | None = None)
 
 def place_data(data, role: str) -> str | None:
     """A path the config can name for `data`: paths as they are; a list of dicts written as
-    JSONL and a datasets.Dataset saved with save_to_disk, under $TUNELM_CACHE/data/inputs,
+    JSONL and a datasets.Dataset saved with save_to_disk, under inputs/ of the data cache,
     named by their content (so search workers and later runs find the same files)."""
     from .data import cache_root
     from .files import write_jsonl_atomic

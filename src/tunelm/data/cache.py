@@ -28,9 +28,12 @@ SETTINGS = ("format", "prompt_column", "completion_column", "text_column", "mess
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
-    """`cache_dir` if given, else $TUNELM_CACHE/data, else ~/.cache/tunelm/data."""
+    """`cache_dir` if given, else $TUNELM_DATA_CACHE, else $TUNELM_CACHE/data, else
+    ~/.cache/tunelm/data."""
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
+    if os.environ.get("TUNELM_DATA_CACHE"):
+        return Path(os.environ["TUNELM_DATA_CACHE"]).expanduser()
     base = os.environ.get("TUNELM_CACHE", Path.home() / ".cache" / "tunelm")
     return Path(base).expanduser() / "data"
 

@@ -163,8 +163,8 @@ def prepare(tokenizer, cfg, work_dir: Path, *, cache_dir: str | Path | None = No
             train=None, eval=None) -> PreparedData:
     """Read, split, cap, tokenize and (optionally) pack the data of `cfg` (a DataConfig), or
     read the result of an earlier run with the same data, tokenizer and settings from the
-    cache (`cache_dir`, else $TUNELM_CACHE/data, else ~/.cache/tunelm/data; a search passes
-    its study directory). `train`/`eval` replace `cfg.train`/`cfg.eval` with a
+    cache (`cache_dir`, else $TUNELM_DATA_CACHE, else $TUNELM_CACHE/data, else
+    ~/.cache/tunelm/data). `train`/`eval` replace `cfg.train`/`cfg.eval` with a
     datasets.Dataset or a list of dicts."""
     from datasets import load_from_disk
 
