@@ -192,11 +192,24 @@ def _csv_kwargs(f: Path) -> dict:
             "keep_default_na": False, "na_filter": False}
 
 
+def _check_parquet(f: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_schema(f)
+    except (pa.ArrowException, OSError) as exc:
+        reason = str(exc).strip().splitlines()[-1][:300]
+        raise DataError(f"{f}: not a readable parquet file ({reason})") from None
+
+
 def _load_file(f: Path, cache_dir: Path):
     from datasets import load_dataset
 
     builder = BUILDERS[f.suffix.lower()]
     kwargs = _csv_kwargs(f) if builder == "csv" else {}
+    if builder == "parquet":
+        _check_parquet(f)  # before datasets, which logs its own error first
     try:
         ds = load_dataset(builder, data_files=str(f), split="train", cache_dir=str(cache_dir),
                           **kwargs)
