@@ -77,9 +77,17 @@ class LoraConfig:
 @dataclass
 class DataConfig:
     train: str | None = _f(
-        None, "training data: a JSONL or CSV file, or a directory of JSONL files"
+        None, "training data: a JSONL, JSON, CSV, Parquet or Arrow file, a directory of them, a "
+        "directory written by save_to_disk, or a Hugging Face Hub dataset id"
     )
-    eval: str | None = _f(None, "eval data; when empty, a seeded split of the training data")
+    eval: str | None = _f(None, "eval data (as train); when empty, data.eval_split of the "
+                                "training data, else a seeded split of it")
+    subset: str | None = _f(None, "hub dataset: the subset (configuration) name; save_to_disk: "
+                                  "the subdirectory")
+    split: str = _f("train", "hub or save_to_disk dataset: the split to train on")
+    eval_split: str | None = _f(None, "hub or save_to_disk dataset: the split to evaluate on "
+                                      "(e.g. test) when data.eval is empty")
+    revision: str | None = _f(None, "hub dataset: the git revision (branch, tag or commit)")
     task: str | None = _f(
         None, "built-in task that writes the data when `train` is empty: contracts (JSON "
         "extraction) or docstrings (natural text from Python's standard library)"
@@ -360,6 +368,12 @@ def validate(cfg: Config) -> list[str]:
     ratio("data.eval_fraction", d.eval_fraction, 0.0, 0.5, hi_open=False)
     positive("data.max_examples", d.max_examples, allow_none=True)
     positive("data.max_eval_examples", d.max_eval_examples, allow_none=True)
+    _check(p, isinstance(d.split, str) and d.split.strip() != "",
+           f"data.split must be a split name such as train, got {d.split!r}")
+    for name in ("subset", "eval_split", "revision"):
+        value = getattr(d, name)
+        _check(p, value is None or (isinstance(value, str) and value.strip() != ""),
+               f"data.{name} must be a non-empty name or empty (null), got {value!r}")
 
     positive("train.learning_rate", t.learning_rate)
     _check(p, not num(t.learning_rate) or t.learning_rate < 1.0,
