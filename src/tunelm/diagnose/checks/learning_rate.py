@@ -54,7 +54,7 @@ def check_lr_too_high(table: MetricsTable) -> Finding | None:
     if warm:
         fixes.append(warm)
     return Finding("LR_TOO_HIGH", WARNING, message, evidence, " or ".join(fixes) + ".",
-                   verdict="UNSTABLE")
+                   verdict="UNSTABLE", lr_change=1 / 3)
 
 
 def check_lr_too_low(table: MetricsTable) -> Finding | None:
@@ -73,4 +73,4 @@ def check_lr_too_low(table: MetricsTable) -> Finding | None:
                f"{EDGE:.0%} of the logs): the signature of a learning rate that is too low")
     fix = (f"{lr_change(table, 3, 'raise')} and compare a few rates over a short run; if the "
            "loss should not fall (the model already knows the data), ignore this.")
-    return Finding("LR_TOO_LOW", WARNING, message, evidence, fix, verdict="NO_PROGRESS")
+    return Finding("LR_TOO_LOW", WARNING, message, evidence, fix, verdict="NO_PROGRESS", lr_change=3)

@@ -1,6 +1,14 @@
-"""OVERFIT: the eval loss turned and rose above its best while training went on."""
+"""OVERFIT: the eval loss turned and rose above its best while training went on.
+
+The fix is the checkpoint kept at the turn and a shorter run, not a lower learning rate: on the
+multi-epoch grid of the advice benchmark (benchmarks/advice_accuracy.py), the runs that turned
+after their data came round again were at or near the grid's best rate, and their best
+checkpoint was the grid's best result.
+"""
 
 from __future__ import annotations
+
+import math
 
 from ..advice import setting
 from ..finding import SEVERE, WARNING, Finding
@@ -44,6 +52,17 @@ def check_overfit(table: MetricsTable) -> Finding | None:
                    _fix(table, best.step), verdict="OVERFIT")
 
 
+def _shorter(table: MetricsTable, best_step: int) -> str:
+    """'train.epochs 3 -> 2 (the turn came in epoch 2)' on a multi-epoch run, else max_steps."""
+    per_epoch, epochs = table.steps_per_epoch, table.hparams.get("epochs")
+    if per_epoch and epochs and not table.hparams.get("max_steps"):
+        need = max(1, math.ceil(best_step / per_epoch - 1e-6))
+        if need < float(epochs):
+            return (f"train {need} epoch{'s' if need > 1 else ''} instead of {float(epochs):g} "
+                    f"({setting(table, 'epochs', need)}; the turn came in epoch {need})")
+    return f"train about {best_step} steps ({setting(table, 'max_steps', best_step)})"
+
+
 def _fix(table: MetricsTable, best_step: int) -> str:
     if table.kind == "tunelm":
         keep = ("use the best checkpoint, not the last (tunelm keeps it in the trial's best/ "
@@ -56,7 +75,9 @@ def _fix(table: MetricsTable, best_step: int) -> str:
     stop = f"stop earlier: {setting(table, 'patience', 2)}"
     if patience:
         stop += f" (now {patience})"
-    stop += f", or train about {best_step} steps ({setting(table, 'max_steps', best_step)})"
+    stop += f", or {_shorter(table, best_step)}"
     regularise = (f"if it turns this early again, regularise: {setting(table, 'dropout', 0.1)}, "
                   f"{setting(table, 'weight_decay', 0.1)}, or more training data")
-    return f"{keep}; {stop}; {regularise}."
+    return (f"{keep}; {stop}; {regularise}. Keep the learning rate: a rate that reaches its "
+            "best eval loss and then overfits is doing its job, and a lower one mostly reaches "
+            "a worse best.")
