@@ -50,8 +50,7 @@ def within(s: float, best: float, by_em: bool) -> bool:
 def label_runs(runs: list[dict], by_em: bool) -> tuple[list[str], tuple[float, float], int]:
     """(a label per run, the band of rates (low, high), the index of the best run)."""
     scores = [score(r, by_em) for r in runs]
-    best_i = max(range(len(runs)), key=lambda i: (scores[i], -abs(math.log(
-        runs[i]["params"][LR]))))
+    best_i = max(range(len(runs)), key=lambda i: (scores[i], score(runs[i], False)))  # ties: loss
     near = [r["params"][LR] for r, s in zip(runs, scores) if within(s, scores[best_i], by_em)]
     low, high = min(near), max(near)
     labels = ["too low" if r["params"][LR] < low else "too high" if r["params"][LR] > high
@@ -136,7 +135,14 @@ def summarise(rows: list[dict]) -> dict:
         g["right_or_keep"] += r["advice"] in (RIGHT[r["label"]], "keep")
         g["verdicts"][r["verdict"]] += 1
     severe_findings = [r for r in rows if r["severe"]]
+    by_code: dict = {}
+    for r in rows:
+        if r["by"]:
+            tally = by_code.setdefault(r["by"], [0, 0])
+            tally[0] += r["advice"] == RIGHT[r["label"]]
+            tally[1] += 1
     return {
+        "by_finding": {k: tuple(v) for k, v in sorted(by_code.items())},
         "runs": len(rows), "right": right, "right_or_keep": right_or_keep,
         "right_or_keep_share": round(right_or_keep / max(len(rows), 1), 3),
         "lower_in_band": len(lower_near), "severe_on_best": len(severe_best),
@@ -149,12 +155,67 @@ def summarise(rows: list[dict]) -> dict:
     }
 
 
+def lr_find_records() -> dict[str, dict]:
+    """lr-find records per grid: benchmarks/data/lr_find_grids.json (run on each grid's config by
+    record_licenses.py), and the demo's run (presets/demo.yaml: the contract task) for contracts
+    when the grid's own is missing."""
+    out = {}
+    grids = DATA / "lr_find_grids.json"
+    if grids.exists():
+        out.update({k: v for k, v in json.loads(grids.read_text())["grids"].items()
+                    if v.get("suggested_lr")})
+    demo = DATA / "lr_find_demo.json"
+    if "contracts" not in out and demo.exists():
+        out["contracts"] = {**json.loads(demo.read_text())["lr_find"], "source": "lr_find_demo"}
+    return out
+
+
+def lr_find_ratios(paths: list[Path]) -> dict:
+    """Per grid: lr-find's suggestions against the grid's band of near rates and best rate, and
+    whether recommend's rate (the grid's centre) sits in the band."""
+    records = lr_find_records()
+    rows = {}
+    for path in paths:
+        grid = json.loads(path.read_text())
+        _, (low, high), best_i = label_runs(grid["runs"], grid["task"] == "contracts")
+        best = grid["runs"][best_i]["params"][LR]
+        rec_lr = grid["recommended"][LR]
+        row = {"band": [low, high], "best": best, "recommended": rec_lr,
+               "recommended_in_band": low <= rec_lr <= high}
+        found = records.get(grid["task"])
+        if found:
+            sug = found["suggestions"]
+            for name, lr in (("suggestion", sug["steepest"]["lr"]),
+                             ("steepest_point", sug["steepest"]["point_lr"]),
+                             ("valley", sug["valley"]["lr"])):
+                row[name] = {"lr": lr, "best_over_it": best / lr,
+                             "band_over_it": [low / lr, high / lr], "in_band": low <= lr <= high}
+            row["lr_find_source"] = found.get("source", "lr_find_grids")
+            row["lr_find_settings"] = [found["min_lr"], found["max_lr"], found["steps"]]
+        rows[grid["task"]] = row
+    return rows
+
+
+def lr_find_markdown(rows: dict) -> str:
+    out = ["| grid | band of near rates | best | recommend | lr-find suggestion (best / it) "
+           "| steepest point (best / it) | valley (best / it) |", "|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        cells = [f"{r[k]['lr']:.2g} ({r[k]['best_over_it']:.2g}x{', in band' if r[k]['in_band'] else ''})"
+                 if k in r else "not run" for k in ("suggestion", "steepest_point", "valley")]
+        out.append(f"| {name} | {r['band'][0]:g} - {r['band'][1]:g} | {r['best']:g} | "
+                   f"{r['recommended']:g}{' (in band)' if r['recommended_in_band'] else ''} | "
+                   + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def markdown(s: dict) -> str:
     out = [f"rate advice right or keep: **{s['right_or_keep']}/{s['runs']}** "
            f"({s['right_or_keep_share']:.0%}); right direction (not keep): {s['right']}; "
            f"\"lower\" within the near band: {s['lower_in_band']}; severe finding on a grid's "
            f"best run: {s['severe_on_best']}; severe findings: {s['severe_findings']} "
            f"({s['severe_wrong']} on a near run or pointing the wrong way)", "",
+           "rate advice by finding (right / given): " + ", ".join(
+               f"{k} {r}/{n}" for k, (r, n) in s["by_finding"].items()), "",
            "| grid | runs | band of near rates | right or keep | verdicts |", "|---|---|---|---|---|"]
     for name, g in s["grids"].items():
         verdicts = ", ".join(f"{k} {v}" for k, v in sorted(g["verdicts"].items()))
@@ -176,6 +237,10 @@ def main() -> int:
     parser.add_argument("--json", help="also write the full result (every run) here")
     parser.add_argument("--grids", default=str(DATA / "grid-*.json"), help="a glob of grids")
     parser.add_argument("--rows", action="store_true", help="print every run, not only the table")
+    parser.add_argument("--lr-find", action="store_true",
+                        help="also lr-find's suggestions against each grid's best rate")
+    parser.add_argument("--measured", action="store_true",
+                        help="print the table of src/tunelm/diagnose/measured.py")
     args = parser.parse_args()
     pattern = Path(args.grids)
     paths = sorted(pattern.parent.glob(pattern.name))
@@ -185,6 +250,12 @@ def main() -> int:
         for r in s["rows"]:
             print(f"{r['grid']:10} {r['key']:32} {r['label']:8} {r['verdict']:11} "
                   f"{r['advice']:5} {r['by'] or '':14} severe={r['severe']} result={r['result']}")
+    if args.lr_find:
+        s["lr_find"] = lr_find_ratios(paths)
+        print("\n" + lr_find_markdown(s["lr_find"]))
+    if args.measured:
+        print(f"\nRUNS = {s['runs']}\nGRIDS = {tuple(sorted(s['grids']))}\nRATE_ADVICE = "
+              f"{s['by_finding']}")
     if args.json:
         Path(args.json).write_text(json.dumps(s, indent=1) + "\n")
     return 0

@@ -72,6 +72,17 @@ def batch_noise(table: MetricsTable, from_step: int, per_point: int) -> tuple[fl
     return sd, sd / math.sqrt(logs_per_point) if logs_per_point > 1 else 0.0
 
 
+def reading(table: MetricsTable) -> dict:
+    """How the train-loss checks read this run: points, steps per point, epochs, and the batch
+    noise expected of a point (for the verdict line)."""
+    k = point_steps(table)
+    by_epoch = table.series_by_epoch(k)
+    per_log, per_point = batch_noise(table, 0, k)
+    return {"points": sum(len(seg) for seg in by_epoch), "steps_per_point": k,
+            "epochs_seen": len(by_epoch), "noise_per_log": per_log,
+            "noise_per_point": per_point}
+
+
 def check_loss_variation(table: MetricsTable) -> Finding | None:
     """Variation of the recent loss around its own trend, within epochs and beyond the batch
     noise, over CV_LIMIT of its level."""

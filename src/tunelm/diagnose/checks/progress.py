@@ -49,9 +49,12 @@ def check_no_progress(table: MetricsTable) -> Finding | None:
     if improvement >= MIN_IMPROVEMENT:
         return None
     drop, fell = train_drop(table)
-    worse = relative(last.eval_loss, first.eval_loss)
-    if best is first and worse > WORSE and table.epoch_of(last.step) == 0:
-        return _worse(table, first, last, worse, drop)
+    if best is first and relative(last.eval_loss, first.eval_loss) > WORSE:
+        early = [r for r in evals[1:] if table.epoch_of(r.step) == 0]
+        rose = max(early, key=lambda r: r.eval_loss, default=None)
+        if rose and relative(rose.eval_loss, first.eval_loss) > WORSE:
+            return _worse(table, first, rose, relative(rose.eval_loss, first.eval_loss), drop)
+        return None  # it rose only once the data came round: overfitting (check_overfit's)
     evidence = {"first_eval_loss": first.eval_loss, "first_eval_step": first.step,
                 "best_eval_loss": best.eval_loss, "best_step": best.step,
                 "improvement": improvement, "train_loss_drop": drop}
@@ -80,6 +83,7 @@ def check_no_progress(table: MetricsTable) -> Finding | None:
 
 
 def _worse(table: MetricsTable, first, last, worse: float, drop: float | None) -> Finding:
+    """`last`: the worst evaluation of the first epoch."""
     evidence = {"first_eval_loss": first.eval_loss, "first_eval_step": first.step,
                 "last_eval_loss": last.eval_loss, "last_step": last.step, "rise": worse,
                 "train_loss_drop": drop, "learning_rate": table.peak_lr}
