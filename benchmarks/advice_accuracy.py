@@ -31,6 +31,9 @@ BAND_EM = 0.01  # within 1 point of the best exact match
 LABELS = ("too low", "near", "too high")
 DIRECTIONS = ("raise", "keep", "lower")
 RIGHT = {"too low": "raise", "near": "keep", "too high": "lower"}
+# training examples of the grids recorded before epochs were kept (lr_sweep.task_data): their
+# epochs are step / (examples / batch), as tunelm's metrics.jsonl logs them
+TRAIN_EXAMPLES = {"contracts": 240, "docstrings": 240}
 
 
 def score(run: dict, by_em: bool) -> float:
@@ -72,7 +75,10 @@ def table_of(run: dict, grid: dict):
     hparams["dropout"] = cfg["lora"].get("dropout")
     hparams["method"] = cfg["model"].get("method")
     with_epoch = "epoch" in TrainRow.__dataclass_fields__  # older code has no epoch field
-    train = [TrainRow(int(t[0]), t[1], None, t[2], *(t[3:4] if with_epoch else []))
+    per_epoch = math.ceil(TRAIN_EXAMPLES.get(grid["task"], 0) / train_cfg["batch_size"])
+    train = [TrainRow(int(t[0]), t[1], None, t[2],
+                      *([t[3] if len(t) > 3 else t[0] / per_epoch if per_epoch else None]
+                        if with_epoch else []))
              for t in run["train"] if t[1] is not None]
     evals = [EvalRow(int(e[0]), e[1]) for e in run["evals"] if e[1] is not None]
     return MetricsTable(train, evals, source=run["key"], kind="tunelm",

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 DATA = ROOT / "benchmarks" / "data"
 LICENSES = Path("/usr/share/common-licenses")
+LR = "train.learning_rate"
 CAP = {"train_examples": 64, "eval_examples": 16, "epochs": 3, "batch_size": 4,
        "eval_steps": 8, "max_length": 128, "early_stopping_patience": 3}
 # learning rate = recommended x 10^(k/2); the most telling first (the CPU time is short)
@@ -82,7 +83,7 @@ def grid_config(work: Path) -> tuple[dict, float]:
 
 
 def run_one(cfg_dict: dict, lr: float, out: Path, loaded) -> dict:
-    from _grid import LR, RANK, WARMUP, _sig, key_of
+    from _grid import RANK, WARMUP, _sig, key_of
 
     from tunelm.config import from_dict
     from tunelm.errors import TrainingError
@@ -111,21 +112,24 @@ def run_one(cfg_dict: dict, lr: float, out: Path, loaded) -> dict:
     }
 
 
-def record_grid(work: Path, holder: dict) -> None:
+def record_grid(work: Path, holder: dict, exponents=LR_EXPONENTS) -> None:
     from tunelm.config import from_dict
 
     out_path = DATA / "grid-licenses.json"
-    cfg, rec_lr = grid_config(work)
+    if "grid" not in holder:
+        holder["grid"] = grid_config(work)
+    cfg, rec_lr = holder["grid"]
     data = json.loads(out_path.read_text()) if out_path.exists() else {}
-    lrs = [float(f"{rec_lr * 10 ** (k / 2):.3g}") for k in LR_EXPONENTS]
+    lrs = [float(f"{rec_lr * 10 ** (k / 2):.3g}") for k in exponents]
     data.update({"task": "licenses", "cap": CAP, "curves": "train: [step, loss, grad_norm, epoch]; "
                  "evals: [step, eval_loss, epoch]",
                  "recommended": {"train.learning_rate": rec_lr, "lora.r": cfg["lora"]["r"],
                                  "train.warmup_ratio": cfg["train"]["warmup_ratio"]},
-                 "grid": {"learning_rates": lrs}, "config":
+                 "grid": {"learning_rates": sorted(set(lrs) | {r["params"][LR] for r in
+                                                              data.get("runs", [])})}, "config":
                  json.loads(json.dumps(cfg).replace(str(work), "<work>"))})
     runs = data.setdefault("runs", [])
-    done = {r["params"]["train.learning_rate"] for r in runs}
+    done = {r["params"][LR] for r in runs}
     for lr in lrs:
         if lr in done:
             continue
@@ -183,8 +187,10 @@ def record_lr_find(work: Path, holder: dict, names) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("grid", "lr-find"))
     parser.add_argument("--lr-find-grids", default=",".join(LR_FIND_GRIDS))
+    parser.add_argument("--sequence", default=",".join(map(str, LR_EXPONENTS)) + ",lr-find",
+                        help="what to record, in order: k (the rate recommended x 10^(k/2)) "
+                        "or lr-find; what is already recorded is skipped")
     args = parser.parse_args()
     import logging
     import warnings
@@ -194,12 +200,13 @@ def main() -> int:
 
     hf_logging.set_verbosity_error()
     logging.getLogger("tunelm").setLevel(logging.WARNING)
-    holder: dict = {}
+    holder: dict = {}  # the base model, loaded once for everything
     with tempfile.TemporaryDirectory() as tmp:
-        if args.only != "lr-find":
-            record_grid(Path(tmp), holder)
-        if args.only != "grid":
-            record_lr_find(Path(tmp), holder, args.lr_find_grids.split(","))
+        for item in args.sequence.split(","):
+            if item == "lr-find":
+                record_lr_find(Path(tmp), holder, args.lr_find_grids.split(","))
+            else:
+                record_grid(Path(tmp), holder, [int(item)])
     return 0
 
 

@@ -702,10 +702,29 @@ def test_eval_worse_within_the_first_epoch_is_read_even_when_early_stopping_ran_
     t = epoch_table(train, evals, epochs=3, per_epoch=16)
     d = diagnose_table(t)
     f = finding(d, "EVAL_WORSE")
-    assert f.evidence["last_step"] == 16 and f.lr_change == pytest.approx(1 / 3)
+    assert f.evidence["worst_step"] == 16 and f.lr_change == pytest.approx(1 / 3)
     assert not any(x.lr_change and x.lr_change > 1 for x in d.findings)
     # the same rise only after the data came round is overfitting, never "raise the rate"
     late = [(8, 3.9), (16, 3.92), (24, 4.1), (32, 4.25), (40, 4.3)]
     d = diagnose_table(epoch_table(train, late, epochs=3, per_epoch=16))
     assert "EVAL_WORSE" not in d.codes() and d.verdict == "OVERFIT"
     assert not any(x.lr_change and x.lr_change > 1 for x in d.findings)
+
+
+def test_a_rise_within_the_first_epoch_after_a_fall_is_a_rate_too_high_not_overfitting():
+    # the licenses grid's lr 4.17e-3 (3x the band): 3.32 -> 3.45 within epoch 1, best 3.6% worse
+    # than the grid's best; diagnose said OVERFIT and kept the rate
+    train = [(s, 3.3 - 0.5 * (s > 16) - 0.4 * (s > 32) + 0.05 * (s % 2), 4.17e-3, 1.0, s / 16)
+             for s in range(1, 49)]
+    evals = [(8, 3.3207), (16, 3.4543), (24, 3.4279), (32, 3.3161), (40, 3.4896), (48, 3.5517)]
+    d = diagnose_table(epoch_table(train, evals, epochs=3, per_epoch=16))
+    f = finding(d, "EVAL_WORSE")
+    assert (f.evidence["best_step"], f.evidence["worst_step"]) == (8, 16)
+    assert d.verdict == "UNSTABLE" and f.lr_change == pytest.approx(1 / 3)
+
+
+def test_a_loss_near_zero_moving_by_a_large_ratio_but_few_nats_is_not_eval_worse():
+    # the contract task at its best rates: eval losses of a few hundredths wobble by 10%
+    train = [(s, 0.05, 4e-3, 0.5, s / 60) for s in range(1, 19)]
+    evals = [(3, 0.30), (6, 0.05), (9, 0.04), (12, 0.046), (15, 0.038), (18, 0.037)]
+    assert "EVAL_WORSE" not in diagnose_table(epoch_table(train, evals, per_epoch=60)).codes()

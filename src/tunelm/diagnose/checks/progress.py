@@ -1,9 +1,8 @@
-"""NO_PROGRESS: the eval loss barely improved on where it started; EVAL_WORSE: it got worse.
+"""NO_PROGRESS: the eval loss barely improved on where it started.
 
-The two ask for opposite fixes. An eval loss that stays flat while the rate is small says "raise
-the rate"; one that rises from the first evaluation on, before any example has been seen twice,
-says the updates are damaging the model: the rate is too high (the benchmark of advice,
-benchmarks/advice_accuracy.py, found "raise" on such runs the worst advice diagnose gave).
+An eval loss that got worse from its first evaluation on is not this: that asks for the opposite
+fix (EVAL_WORSE, in eval_worse.py, or OVERFIT once the data came round), and "raise the rate" on
+such runs was the worst advice the benchmark of advice (benchmarks/advice_accuracy.py) found.
 """
 
 from __future__ import annotations
@@ -50,11 +49,7 @@ def check_no_progress(table: MetricsTable) -> Finding | None:
         return None
     drop, fell = train_drop(table)
     if best is first and relative(last.eval_loss, first.eval_loss) > WORSE:
-        early = [r for r in evals[1:] if table.epoch_of(r.step) == 0]
-        rose = max(early, key=lambda r: r.eval_loss, default=None)
-        if rose and relative(rose.eval_loss, first.eval_loss) > WORSE:
-            return _worse(table, first, rose, relative(rose.eval_loss, first.eval_loss), drop)
-        return None  # it rose only once the data came round: overfitting (check_overfit's)
+        return None  # it got worse: EVAL_WORSE's or OVERFIT's, not "no progress"
     evidence = {"first_eval_loss": first.eval_loss, "first_eval_step": first.step,
                 "best_eval_loss": best.eval_loss, "best_step": best.step,
                 "improvement": improvement, "train_loss_drop": drop}
@@ -81,16 +76,3 @@ def check_no_progress(table: MetricsTable) -> Finding | None:
     return Finding("NO_PROGRESS", SEVERE if improvement <= 0 and factor else WARNING, message,
                    evidence, fix + ".", verdict="NO_PROGRESS", lr_change=factor)
 
-
-def _worse(table: MetricsTable, first, last, worse: float, drop: float | None) -> Finding:
-    """`last`: the worst evaluation of the first epoch."""
-    evidence = {"first_eval_loss": first.eval_loss, "first_eval_step": first.step,
-                "last_eval_loss": last.eval_loss, "last_step": last.step, "rise": worse,
-                "train_loss_drop": drop, "learning_rate": table.peak_lr}
-    message = (f"the eval loss got worse from its first evaluation on: {first.eval_loss:.4g} at "
-               f"step {first.step} (its best) -> {last.eval_loss:.4g} at step {last.step} "
-               f"({worse:+.1%}), within the first pass over the data, so not from seeing "
-               "examples again: the updates damage the model, the mark of a rate too high")
-    return Finding("EVAL_WORSE", WARNING, message, evidence,
-                   f"{lr_change(table, 1 / 3, 'lower')}.", verdict="UNSTABLE",
-                   lr_change=1 / 3)
