@@ -5,9 +5,9 @@ what the measured calibration makes of it."""
 from .curve import (
     BETA,
     DIVERGENCE_FACTOR,
-    STEEPEST_BACKOFF,
     MEASURED_BAND_RATIOS,
     RECOMMEND_IN_BAND,
+    STEEPEST_BACKOFF,
     Analysis,
     Calibrated,
     Suggestion,
