@@ -38,13 +38,16 @@ def verdict_line(d: Diagnosis) -> str:
         return head
     k = r["steps_per_point"]
     epochs = f" over {r['epochs_seen']} epochs" if r["epochs_seen"] > 1 else ""
-    noise = ("batch noise not separable (logged every "
-             f"{k} steps or more)" if not r["noise_per_point"] else
+    noise = (f"batch noise not separable: one log per {k} steps or more"
+             if not r["noise_per_point"] else
              f"batch noise expected +-{r['noise_per_point']:.2g} per mean")
     batch = f", batch {run['effective_batch']}" if run.get("effective_batch") else ""
+    evals = f"{run.get('eval_points', 0)} evaluations"
+    if not r["points"]:
+        return f"{head}, from no finite train loss and {evals}"
     means = "mean" if r["points"] == 1 else "means"
     return (f"{head}, from {r['points']} {means} of {k} step{'s' if k > 1 else ''}{epochs} "
-            f"({noise}{batch}) and {run.get('eval_points', 0)} evaluations")
+            f"({noise}{batch}) and {evals}")
 
 
 def rate_line(d: Diagnosis) -> str | None:
