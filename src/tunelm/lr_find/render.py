@@ -38,8 +38,11 @@ def render_text(record: dict, out_dir: str | Path) -> str:
         lines += [f"suggested learning rate  {cal.lr:.2e}  (calibrated: lr-find's raw "
                   f"{steep['lr']:.2e} {cal.how}; {WHERE})"]
     else:
-        lines += [f"learning-rate range      {cal.low:.2e} to {cal.high:.2e}  (not one number: "
-                  f"{cal.how}; {WHERE})",
+        high, capped = cal.high, ""
+        if record.get("diverged_at_lr") and record["diverged_at_lr"] < high:
+            high, capped = record["diverged_at_lr"], ", capped at the divergence"
+        lines += [f"learning-rate range      {cal.low:.2e} to {high:.2e}  (not one number: "
+                  f"{cal.how}{capped}; {WHERE})",
                   f"raw suggestion           {steep['lr']:.2e}  ({steep['how']})"]
     lines.append(f"valley rule              {valley['lr']:.2e}  ({valley['how']})")
     trust = trust_line()
@@ -47,7 +50,7 @@ def render_text(record: dict, out_dir: str | Path) -> str:
         lines.append(f"trust                    {trust}")
     lines.append(f"test                     {record['steps_run']} of {record['steps']} steps, "
                  f"{record['stop_reason']}, {record['wall_seconds']:.0f} s")
-    if record["diverged_at_lr"]:
+    if record.get("diverged_at_lr"):
         lines.append(f"diverged at              {record['diverged_at_lr']:.2e}  (train well "
                      "below it)")
     lines.append(f"written                  {out / 'lr_find.json'}, {out / 'lr_find.png'}")
