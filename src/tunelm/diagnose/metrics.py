@@ -107,9 +107,10 @@ class MetricsTable:
             return self.total_steps / float(epochs)
         return None
 
-    def epoch_of(self, step: int) -> int:
-        """The pass over the data (0, 1, ...) that optimizer step `step` belongs to."""
-        per = self.steps_per_epoch
+    def epoch_of(self, step: int, per_epoch: float | None = None) -> int:
+        """The pass over the data (0, 1, ...) that optimizer step `step` belongs to
+        (`per_epoch`: steps_per_epoch, when the caller has it at hand)."""
+        per = per_epoch or self.steps_per_epoch
         return 0 if not per else max(0, math.ceil(step / per - 1e-6) - 1)
 
     def segments(self) -> list[list[TrainRow]]:
@@ -117,9 +118,9 @@ class MetricsTable:
         round to its data again): within a segment no example has been seen twice more than the
         others, so the loss has no reason to drop by a step."""
         out: list[list[TrainRow]] = []
-        last = None
+        last, per = None, self.steps_per_epoch  # once: it reads every row
         for r in self.finite_train():
-            e = self.epoch_of(r.step)
+            e = self.epoch_of(r.step, per)
             if e != last:
                 out.append([])
                 last = e

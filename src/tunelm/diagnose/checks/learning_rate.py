@@ -31,8 +31,9 @@ def check_lr_too_high(table: MetricsTable) -> Finding | None:
     rows = table.finite_train()
     if len(rows) < MIN_ROWS:
         return None
-    early = [r for r in rows if r.step <= EARLY * table.steps]
-    rest = [r for r in rows if r.step > EARLY * table.steps]
+    cut = EARLY * table.steps  # once: table.steps reads every row
+    early = [r for r in rows if r.step <= cut]
+    rest = [r for r in rows if r.step > cut]
     if len(early) < 2 or len(rest) < 2:
         return None  # the run did not log often enough to see its first 5%
     start = early[0].loss
