@@ -291,10 +291,10 @@ def test_verdict_severity_first_then_priority():
                    _f("NO_PROGRESS", WARNING, "NO_PROGRESS")])[0] == "NO_PROGRESS"
     assert decide([_f("GRAD_NORM_HIGH", "info", "UNSTABLE"), _f("NO_EVAL", WARNING, None)])[0] \
         == "HEALTHY"
-    verdict, kept = decide([_f("UNDERFIT", WARNING, "UNDERFIT"), overfit_severe,
+    verdict, kept = decide([_f("UNDERFIT", WARNING, "UNDERFIT"), overfit_severe, unstable_warning,
                             _f("DIVERGED", SEVERE, "DIVERGED")])
-    assert verdict == "DIVERGED"
-    assert [f.code for f in kept] == ["DIVERGED", "OVERFIT"]
+    assert verdict == "DIVERGED"  # what a blow-up moots is dropped (OVERFIT too, issue 13)
+    assert [f.code for f in kept] == ["DIVERGED", "LOSS_SPIKES"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -739,3 +739,18 @@ def test_a_long_run_logged_every_step_is_diagnosed_in_seconds():
     started = time.perf_counter()
     diagnose_table(table(train, [(s, 2.0) for s in range(500, 20001, 500)]))
     assert time.perf_counter() - started < 20
+
+
+def test_a_diverged_run_is_not_also_told_it_overfits_and_to_keep_its_rate():
+    # the licenses grid's lr 1.32e-2 (10x the band): the eval loss 4.29 -> 5.58 -> 22.98 as the
+    # train loss blew up at step 25; diagnose said DIVERGED and also OVERFIT (severe), "keep"
+    train = [(1, 3.5112), (2, 3.747), (3, 3.7774), (4, 3.8263), (5, 4.15), (6, 4.1442),
+             (7, 4.6011), (8, 4.8545), (9, 4.0036), (10, 4.2373), (11, 4.9736), (12, 4.5183),
+             (13, 5.0669), (14, 4.2583), (15, 5.5427), (16, 4.7842), (17, 4.8102), (18, 4.4613),
+             (19, 4.6173), (20, 4.5591), (21, 7.8279), (22, 8.1357), (23, 7.5254),
+             (24, 8.5088), (25, 22.579)]
+    train = [(s, y, 1.32e-2, 3.0, s / 16) for s, y in train]
+    d = diagnose_table(epoch_table(train, [(8, 4.2885), (16, 5.5825), (24, 22.984)],
+                                   per_epoch=16))
+    assert d.verdict == "DIVERGED" and "OVERFIT" not in d.codes()
+    assert d.findings[0].lr_change == pytest.approx(0.1)
