@@ -721,6 +721,9 @@ def test_a_rise_within_the_first_epoch_after_a_fall_is_a_rate_too_high_not_overf
     f = finding(d, "EVAL_WORSE")
     assert (f.evidence["best_step"], f.evidence["worst_step"]) == (8, 16)
     assert d.verdict == "UNSTABLE" and f.lr_change == pytest.approx(1 / 3)
+    over = finding(d, "OVERFIT")  # it also turned later: no "keep the rate" beside EVAL_WORSE
+    assert "Keep the learning rate" not in over.recommendation
+    assert "says the rate is too high" in over.recommendation
 
 
 def test_a_loss_near_zero_moving_by_a_large_ratio_but_few_nats_is_not_eval_worse():

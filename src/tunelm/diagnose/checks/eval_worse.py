@@ -21,7 +21,7 @@ RISE = 0.02  # an evaluation over 2% (relative) above the best before it ...
 MIN_RISE = 0.02  # ... and over 0.02 nats above it (a loss near zero moves by large ratios)
 
 
-def _first_epoch_rise(table: MetricsTable):
+def first_epoch_rise(table: MetricsTable):
     """(the best evaluation before the rise, the worst evaluation over it), or None."""
     evals = table.finite_eval()
     if table.steps_per_epoch is None:
@@ -42,7 +42,7 @@ def _first_epoch_rise(table: MetricsTable):
 
 def check_eval_worse(table: MetricsTable) -> Finding | None:
     """An evaluation of the first epoch over RISE (and MIN_RISE nats) above the best before it."""
-    found = _first_epoch_rise(table)
+    found = first_epoch_rise(table)
     if found is None:
         return None
     best, worst = found

@@ -14,6 +14,7 @@ from ..advice import setting
 from ..finding import SEVERE, WARNING, Finding
 from ..metrics import MetricsTable
 from ..stats import relative
+from .eval_worse import first_epoch_rise
 
 RISE = 0.05  # last eval loss more than 5% (relative) above the best: overfitting
 RISE_SEVERE = 0.10
@@ -78,5 +79,8 @@ def _fix(table: MetricsTable, best_step: int) -> str:
     stop += f", or {_shorter(table, best_step)}"
     regularise = (f"if it turns this early again, regularise: {setting(table, 'dropout', 0.1)}, "
                   f"{setting(table, 'weight_decay', 0.1)}, or more training data")
+    if first_epoch_rise(table):  # it also got worse before any example came round again
+        return (f"{keep}; {stop}; {regularise}. The rise within the first epoch (EVAL_WORSE) "
+                "says the rate is too high as well.")
     return (f"{keep}; {stop}; {regularise}. Keep the learning rate: the checkpoint and the run's "
             "length fix overfitting, not the rate (a rate too high shows as EVAL_WORSE).")
