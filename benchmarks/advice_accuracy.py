@@ -11,7 +11,8 @@ compared with the label: raise is right for too low, lower for too high, keep is
 is counted apart. Also scored: no severe verdict on a grid's best run, never "lower" in the band.
 
     PYTHONPATH=src .venv/bin/python benchmarks/advice_accuracy.py            # table, seconds
-    PYTHONPATH=src .venv/bin/python benchmarks/advice_accuracy.py --json out.json
+    PYTHONPATH=src .venv/bin/python benchmarks/advice_accuracy.py --lr-find \
+        --json benchmarks/data/advice_accuracy.json       # what docs/benchmarks.md shows
 """
 
 from __future__ import annotations
@@ -218,8 +219,8 @@ def markdown(s: dict) -> str:
     out = [f"rate advice right or keep: **{s['right_or_keep']}/{s['runs']}** "
            f"({s['right_or_keep_share']:.0%}); right direction (not keep): {s['right']}; "
            f"\"lower\" within the near band: {s['lower_in_band']}; severe finding on a grid's "
-           f"best run: {s['severe_on_best']}; severe findings: {s['severe_findings']} "
-           f"({s['severe_wrong']} on a near run or pointing the wrong way)", "",
+           f"best run: {s['severe_on_best']}; runs with a severe finding: {s['severe_findings']} "
+           f"({s['severe_wrong']} of them near the best or told the wrong way)", "",
            "rate advice by finding (right / given): " + ", ".join(
                f"{k} {r}/{n}" for k, (r, n) in s["by_finding"].items()), "",
            "| grid | runs | band of near rates | right or keep | verdicts |", "|---|---|---|---|---|"]
