@@ -306,3 +306,58 @@ def test_cli_lr_find_diverging_at_once_exits_1(tiny_config, tmp_path, capsys):
                  "--min-lr", "1e3", "--max-lr", "1e6", "--out", str(tmp_path / "out")])
     assert code == 1
     assert "no suggestion" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# Calibration against the recorded grids (issue 13)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_one_factor_is_applied_only_when_it_fits_every_measured_grid():
+    from tunelm.lr_find import calibrate
+
+    fits = calibrate(3e-4, {"a": (4.0, 13.0), "b": (2.0, 6.0)})
+    assert fits.factor == pytest.approx(math.sqrt(4 * 6)) and fits.lr == pytest.approx(3e-4 * fits.factor)
+    assert (fits.low, fits.high) == (pytest.approx(1.2e-3), pytest.approx(1.8e-3))
+    apart = calibrate(3e-4, {"a": (4.0, 13.0), "b": (1.0, 3.0)})  # no factor in both bands
+    assert apart.factor is None and apart.lr is None
+    assert (apart.low, apart.high) == (pytest.approx(3e-4), pytest.approx(3.9e-3))
+    assert "no single factor" in apart.how
+    assert calibrate(3e-4, {}) is None
+
+
+def test_the_printed_text_gives_the_range_or_the_calibrated_rate_and_whom_to_trust(tmp_path):
+    from tunelm.lr_find import MEASURED_BAND_RATIOS, calibrate, render_text
+
+    record = {"suggestions": {"steepest": {"lr": 3e-4, "how": "steepest / 3"},
+                              "valley": {"lr": 3.2e-4, "how": "valley"}},
+              "steps_run": 64, "steps": 80, "stop_reason": "diverged", "wall_seconds": 300.0,
+              "diverged_at_lr": 6e-2}
+    text = render_text(record, tmp_path)
+    cal = calibrate(3e-4)
+    if not MEASURED_BAND_RATIOS:
+        assert text.startswith("suggested learning rate  3.00e-04")
+    elif cal.factor:
+        assert text.startswith(f"suggested learning rate  {cal.lr:.2e}  (calibrated")
+    else:  # the measurement found no steady factor: a range, and no single number first
+        high = min(cal.high, 6e-2)  # never above the rate the test diverged at
+        assert text.startswith(f"learning-rate range      {cal.low:.2e} to {high:.2e}")
+        assert "raw suggestion           3.00e-04" in text
+    assert "diverged at              6.00e-02" in text and str(tmp_path / "lr_find.json") in text
+
+
+def test_the_measured_ratios_are_what_the_benchmark_measures():
+    import sys
+    from pathlib import Path
+
+    from tunelm.lr_find import MEASURED_BAND_RATIOS, RECOMMEND_IN_BAND
+
+    root = Path(__file__).parents[1]
+    sys.path.insert(0, str(root / "benchmarks"))
+    import advice_accuracy
+
+    rows = advice_accuracy.lr_find_ratios(sorted((root / "benchmarks" / "data").glob("grid-*.json")))
+    measured = {k: tuple(round(x, 2) for x in r["suggestion"]["band_over_it"])
+                for k, r in rows.items() if "suggestion" in r}
+    assert {k: tuple(round(x, 2) for x in v) for k, v in MEASURED_BAND_RATIOS.items()} == measured
+    assert RECOMMEND_IN_BAND == (sum(r["recommended_in_band"] for r in rows.values()), len(rows))

@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checks import CHECKS
+from .checks.instability import reading
 from .finding import INFO, SEVERE, SEVERITIES, WARNING, Diagnosis, Finding
 from .load import ACCEPTED, DiagnoseInputError, load_table
 from .metrics import EvalRow, MetricsTable, TrainRow
@@ -39,7 +40,7 @@ def diagnose_table(table: MetricsTable) -> Diagnosis:
     """Run every check over an in-memory table and decide the verdict."""
     findings = [f for check in CHECKS if (f := check(table)) is not None]
     verdict, findings = decide(findings)
-    return Diagnosis(verdict, findings, run=table.summary())
+    return Diagnosis(verdict, findings, run={**table.summary(), "reading": reading(table)})
 
 
 def diagnose(path: str | Path) -> Diagnosis:

@@ -15,7 +15,8 @@ class Finding:
 
     `code` names the check (OVERFIT, LOSS_SPIKES, ...); `evidence` holds the numbers and steps
     the message cites; `verdict` is the verdict this finding argues for (None: it informs but
-    does not decide, such as missing eval logs).
+    does not decide, such as missing eval logs); `lr_change` is the factor the recommendation
+    applies to the learning rate (1/3: lower it to a third; None: the advice is not a rate).
     """
 
     code: str
@@ -24,12 +25,13 @@ class Finding:
     evidence: dict
     recommendation: str
     verdict: str | None = None
+    lr_change: float | None = None
 
     def as_dict(self) -> dict:
         return {
             "code": self.code, "severity": self.severity, "verdict": self.verdict,
             "message": self.message, "evidence": json_safe(self.evidence),
-            "recommendation": self.recommendation,
+            "recommendation": self.recommendation, "lr_change": json_safe(self.lr_change),
         }
 
 

@@ -31,6 +31,7 @@ TUNELM_HPARAMS = {  # config.yaml section.field -> MetricsTable.hparams key
     ("train", "early_stopping_patience"): "early_stopping_patience",
     ("train", "max_grad_norm"): "max_grad_norm", ("train", "weight_decay"): "weight_decay",
     ("lora", "dropout"): "dropout", ("model", "method"): "method",
+    ("train", "batch_size"): "batch_size", ("train", "grad_accum"): "grad_accum",
 }
 
 
@@ -130,11 +131,12 @@ def _from_trainer_state(path: Path) -> MetricsTable:
         step = int(_num(e["step"]))
         if "loss" in e and _num(e["loss"]) is not None:
             train.append(TrainRow(step, _num(e["loss"]), _num(e.get("learning_rate")),
-                                  _num(e.get("grad_norm"))))
+                                  _num(e.get("grad_norm")), _num(e.get("epoch"))))
         if eval_key and _num(e.get(eval_key)) is not None:
             evals.append(EvalRow(step, _num(e[eval_key])))
     hparams = {"epochs": _num(state.get("num_train_epochs")),
-               "max_steps": _num(state.get("max_steps")) or None}
+               "max_steps": _num(state.get("max_steps")) or None,
+               "batch_size": _num(state.get("train_batch_size"))}
     early = (state.get("stateful_callbacks") or {}).get("EarlyStoppingCallback") or {}
     if isinstance(early, dict) and "args" in early:
         hparams["early_stopping_patience"] = early["args"].get("early_stopping_patience")
@@ -175,7 +177,7 @@ def _from_metrics_jsonl(path: Path) -> MetricsTable:
         step = int(_num(row["step"]))
         if _num(row.get("train_loss")) is not None:
             train.append(TrainRow(step, _num(row["train_loss"]), _num(row.get("learning_rate")),
-                                  _num(row.get("grad_norm"))))
+                                  _num(row.get("grad_norm")), _num(row.get("epoch"))))
         if _num(row.get("eval_loss")) is not None:
             evals.append(EvalRow(step, _num(row["eval_loss"])))
     hparams, total = _trial_settings(path.parent)

@@ -18,12 +18,14 @@ KINDS = ("tunelm", "trainer", "memory")
 
 @dataclass(frozen=True)
 class TrainRow:
-    """One logged training step: the loss averaged since the previous log."""
+    """One logged training step: the loss averaged since the previous log, and the epoch
+    (fractional, as Trainer logs it: 1.5 is half-way through the second pass) when known."""
 
     step: int
     loss: float
     lr: float | None = None
     grad_norm: float | None = None
+    epoch: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,23 +86,67 @@ class MetricsTable:
         """The run's length in steps: the planned total when known, else the last logged step."""
         return max(self.total_steps or 0, self.last_step)
 
+    def steps_per_log(self) -> int:
+        """The usual number of optimizer steps between two train logs (1 when every step is)."""
+        rows = self.finite_train()
+        gaps = sorted(b.step - a.step for a, b in zip(rows, rows[1:]))
+        return max(1, gaps[len(gaps) // 2]) if gaps else 1
+
+    @property
+    def steps_per_epoch(self) -> float | None:
+        """Optimizer steps per pass over the training data: from the logged epochs, else from the
+        planned steps and epochs of a run that set epochs (not max_steps); None when unknown."""
+        known = [r for r in self.train if r.epoch]
+        if len(known) >= 2 and known[-1].epoch > known[0].epoch:
+            a, b = known[0], known[-1]
+            return (b.step - a.step) / (b.epoch - a.epoch)
+        if known:
+            return known[-1].step / known[-1].epoch
+        epochs = self.hparams.get("epochs")
+        if epochs and not self.hparams.get("max_steps") and self.total_steps:
+            return self.total_steps / float(epochs)
+        return None
+
+    def epoch_of(self, step: int, per_epoch: float | None = None) -> int:
+        """The pass over the data (0, 1, ...) that optimizer step `step` belongs to
+        (`per_epoch`: steps_per_epoch, when the caller has it at hand)."""
+        per = per_epoch or self.steps_per_epoch
+        return 0 if not per else max(0, math.ceil(step / per - 1e-6) - 1)
+
+    def segments(self) -> list[list[TrainRow]]:
+        """The finite train rows split at epoch boundaries (one list when the run never came
+        round to its data again): within a segment no example has been seen twice more than the
+        others, so the loss has no reason to drop by a step."""
+        out: list[list[TrainRow]] = []
+        last, per = None, self.steps_per_epoch  # once: it reads every row
+        for r in self.finite_train():
+            e = self.epoch_of(r.step, per)
+            if e != last:
+                out.append([])
+                last = e
+            out[-1].append(r)
+        return out
+
     def series(self, min_steps: int = 10) -> list[tuple[int, float]]:
         """The finite train loss as `(step, loss)` points that each average at least `min_steps`
         optimizer steps: consecutive rows are merged when the run logged more often than that.
+        A point never spans an epoch boundary (see `segments`).
 
         A single step's loss varies with its batch; averaged over 10 steps (as Trainer's
         `logging_steps=10` does) what is left is the curve and its instability.
         """
-        rows = self.finite_train()
-        if len(rows) < 2:
-            return [(r.step, r.loss) for r in rows]
-        gaps = sorted(b.step - a.step for a, b in zip(rows, rows[1:]))
-        per_row = max(1, gaps[len(gaps) // 2])
-        k = max(1, math.ceil(min_steps / per_row))
-        chunks = [rows[i:i + k] for i in range(0, len(rows), k)]
-        if len(chunks) > 1 and len(chunks[-1]) < k:  # a short last chunk joins the one before
-            chunks[-2:] = [chunks[-2] + chunks[-1]]
-        return [(c[-1].step, mean(r.loss for r in c)) for c in chunks]
+        return [p for seg in self.series_by_epoch(min_steps) for p in seg]
+
+    def series_by_epoch(self, min_steps: int = 10) -> list[list[tuple[int, float]]]:
+        """`series`, one list of points per epoch segment."""
+        k = max(1, math.ceil(min_steps / self.steps_per_log()))
+        out = []
+        for rows in self.segments():
+            chunks = [rows[i:i + k] for i in range(0, len(rows), k)]
+            if len(chunks) > 1 and len(chunks[-1]) < k:  # a short last chunk joins the one before
+                chunks[-2:] = [chunks[-2] + chunks[-1]]
+            out.append([(c[-1].step, mean(r.loss for r in c)) for c in chunks])
+        return out
 
     def train_loss_between(self, after: int, upto: int) -> float | None:
         """Mean finite train loss logged in steps (after, upto]; the last row before when none."""
@@ -119,6 +165,12 @@ class MetricsTable:
             return float(self.hparams["learning_rate"])
         lrs = [r.lr for r in self.train if _finite(r.lr)]
         return max(lrs) if lrs else None
+
+    @property
+    def effective_batch(self) -> int | None:
+        """Examples per optimizer step (per-device batch x accumulation), when known."""
+        batch = self.hparams.get("batch_size")
+        return int(batch) * int(self.hparams.get("grad_accum") or 1) if batch else None
 
     @property
     def warmup_ratio(self) -> float | None:
@@ -145,6 +197,8 @@ class MetricsTable:
             "planned_steps": self.total_steps,
             "train_points": len(self.train),
             "eval_points": len(self.eval),
+            "steps_per_epoch": self.steps_per_epoch,
+            "effective_batch": self.effective_batch,
             "peak_learning_rate": self.peak_lr,
             "first_train_loss": tr[0].loss if tr else None,
             "last_train_loss": tr[-1].loss if tr else None,

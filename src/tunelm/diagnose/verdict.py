@@ -1,9 +1,11 @@
 """One verdict from many findings.
 
 The rule, in order:
-1. Any DIVERGED finding makes the verdict DIVERGED. Findings that argue for UNDERFIT or
-   NO_PROGRESS are then dropped: "train longer" or "no progress" says nothing useful about a run
-   that blew up.
+1. Any DIVERGED finding makes the verdict DIVERGED. Findings that argue for UNDERFIT,
+   NO_PROGRESS or OVERFIT are then dropped: "train longer", "no progress" or "keep the rate and
+   the best checkpoint" says nothing useful about a run that blew up (on the advice benchmark's
+   licenses grid a severe OVERFIT sat beside the divergence of the 10x rate, telling the user to
+   keep the rate that blew up).
 2. Otherwise the verdict is that of the most severe finding that argues for one (severe before
    warning; info findings never decide). Between equally severe findings the order is
    UNSTABLE, OVERFIT, NO_PROGRESS, UNDERFIT: an unstable run's other symptoms often follow from
@@ -20,7 +22,7 @@ from .finding import INFO, SEVERITIES, Finding
 
 VERDICTS = ("HEALTHY", "OVERFIT", "UNDERFIT", "UNSTABLE", "DIVERGED", "NO_PROGRESS")
 PRIORITY = ("DIVERGED", "UNSTABLE", "OVERFIT", "NO_PROGRESS", "UNDERFIT")
-MOOT_AFTER_DIVERGENCE = ("UNDERFIT", "NO_PROGRESS")
+MOOT_AFTER_DIVERGENCE = ("UNDERFIT", "NO_PROGRESS", "OVERFIT")
 
 
 def _rank(f: Finding) -> tuple[int, int]:

@@ -28,6 +28,12 @@ The choices, and where they come from:
   from the loss minimum. We report the rate before the back-off as well. Measured on the demo
   task (LoRA), the suggestion came out 3x *below* the best rate of a real sweep: treat it as the
   low end of a bracket whose high end is the divergence, not as the rate to train at.
+- **Calibration** (`calibrate`): on every recorded grid of `benchmarks/data` where lr-find ran,
+  the grid's band of near rates (runs within 2% of the best eval loss, or 1 point of the best
+  exact match) divided by the suggestion is in `MEASURED_BAND_RATIOS`. Where one factor puts the
+  suggestion inside the band on every grid, it is applied and reported; where none does, the
+  range those ratios span is reported instead of a single number. `RECOMMEND_IN_BAND` is how
+  often `tunelm recommend`'s rate fell in the band on the same grids, for the comparison.
 - **Valley** (fastai's default rule, by ESRI): the longest decreasing run of the smoothed
   curve (longest strictly decreasing subsequence, as fastai computes it), and the point about
   half-way along it: index `start + int(L/3) + int(L/6)` with `L = end - start` and
@@ -88,6 +94,53 @@ class Suggestion:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+# Measured by `benchmarks/advice_accuracy.py --lr-find` (docs/benchmarks.md, "Advice scored"):
+# grid -> (low, high) end of its band of near rates / lr-find's suggestion (steepest / 3). The
+# contract task's range test is the demo preset's (80 steps from 1e-6), the licence texts' ran on
+# the grid's config (50 steps from 1e-5). 4-14x against 122x: no single factor.
+MEASURED_BAND_RATIOS: dict[str, tuple[float, float]] = {
+    "contracts": (4.32, 13.65), "licenses": (122.32, 122.32)}
+RECOMMEND_IN_BAND = (3, 3)  # grids where recommend's rate was in the band, grids measured
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    """What the measurement makes of a suggestion: one rate (`factor` applied) when a single
+    factor fitted every measured grid, else only the range `low`-`high`."""
+
+    suggestion: float
+    factor: float | None
+    lr: float | None
+    low: float
+    high: float
+    how: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def calibrate(suggestion: float, ratios: dict[str, tuple[float, float]] | None = None
+              ) -> Calibrated | None:
+    """The suggestion against the measured grids (None when nothing was measured)."""
+    ratios = MEASURED_BAND_RATIOS if ratios is None else ratios
+    if not ratios:
+        return None
+    lo, hi = max(r[0] for r in ratios.values()), min(r[1] for r in ratios.values())
+    shown = ", ".join(f"{name} {a:.3g}x" if a == b else f"{name} {a:.3g}-{b:.3g}x"
+                      for name, (a, b) in sorted(ratios.items()))
+    if lo <= hi:
+        factor = math.sqrt(lo * hi)
+        return Calibrated(suggestion, factor, suggestion * factor, suggestion * lo,
+                          suggestion * hi, f"x{factor:.2g}: the one factor that put the "
+                          f"suggestion in the band of near rates on every measured grid "
+                          f"({shown})")
+    low = suggestion * min(r[0] for r in ratios.values())
+    high = suggestion * max(r[1] for r in ratios.values())
+    return Calibrated(suggestion, None, None, low, high,
+                      f"no single factor fits the measured grids (the band of near rates was "
+                      f"{shown} the suggestion), so only their range is given")
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ def check_diverged(table: MetricsTable) -> Finding | None:
                    f"value{'s' if count != 1 else ''} logged)")
         fixes.append("with fp16, NaN can also be an overflow: train in bf16 where the GPU has it")
         return Finding("DIVERGED", SEVERE, message, evidence, "; ".join(fixes) + ".",
-                       verdict="DIVERGED")
+                       verdict="DIVERGED", lr_change=0.1)
 
     blow = _explosion(table)
     if blow:
@@ -92,5 +92,5 @@ def check_diverged(table: MetricsTable) -> Finding | None:
                    f"loss is {blow['last_loss']:.4g} at step {blow['last_step']}")
         evidence = {**blow, "learning_rate": lr}
         return Finding("DIVERGED", SEVERE, message, evidence, "; ".join(fixes) + ".",
-                       verdict="DIVERGED")
+                       verdict="DIVERGED", lr_change=0.1)
     return None

@@ -31,8 +31,9 @@ def check_lr_too_high(table: MetricsTable) -> Finding | None:
     rows = table.finite_train()
     if len(rows) < MIN_ROWS:
         return None
-    early = [r for r in rows if r.step <= EARLY * table.steps]
-    rest = [r for r in rows if r.step > EARLY * table.steps]
+    cut = EARLY * table.steps  # once: table.steps reads every row
+    early = [r for r in rows if r.step <= cut]
+    rest = [r for r in rows if r.step > cut]
     if len(early) < 2 or len(rest) < 2:
         return None  # the run did not log often enough to see its first 5%
     start = early[0].loss
@@ -54,7 +55,7 @@ def check_lr_too_high(table: MetricsTable) -> Finding | None:
     if warm:
         fixes.append(warm)
     return Finding("LR_TOO_HIGH", WARNING, message, evidence, " or ".join(fixes) + ".",
-                   verdict="UNSTABLE")
+                   verdict="UNSTABLE", lr_change=1 / 3)
 
 
 def check_lr_too_low(table: MetricsTable) -> Finding | None:
@@ -73,4 +74,4 @@ def check_lr_too_low(table: MetricsTable) -> Finding | None:
                f"{EDGE:.0%} of the logs): the signature of a learning rate that is too low")
     fix = (f"{lr_change(table, 3, 'raise')} and compare a few rates over a short run; if the "
            "loss should not fall (the model already knows the data), ignore this.")
-    return Finding("LR_TOO_LOW", WARNING, message, evidence, fix, verdict="NO_PROGRESS")
+    return Finding("LR_TOO_LOW", WARNING, message, evidence, fix, verdict="NO_PROGRESS", lr_change=3)

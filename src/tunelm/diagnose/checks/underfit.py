@@ -1,4 +1,7 @@
 """UNDERFIT: the train loss is still falling when the run ends, and the eval loss has not turned.
+
+The fall is read within the last epoch: across an epoch boundary the train loss drops because the
+examples come round again, which says nothing about needing more steps.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ def check_underfit(table: MetricsTable) -> Finding | None:
     if not rows:
         return None
     first, last = rows[0].step, rows[-1].step
-    tail = [r for r in rows if r.step >= last - TAIL * (last - first)]
+    # within the last epoch only: the drop at a boundary is the data coming round again
+    final = {r.step for r in table.segments()[-1]}
+    tail = [r for r in rows if r.step >= last - TAIL * (last - first) and r.step in final]
     if len(tail) < MIN_TAIL_POINTS:
         return None
     evals = table.finite_eval()
