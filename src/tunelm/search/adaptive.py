@@ -52,12 +52,8 @@ class Decision:
     tag: str = ""
 
 
-def _round(lr: float) -> float:
-    return float(f"{lr:.3g}")
-
-
-def _key(params: dict) -> tuple:
-    return tuple(sorted((k, _round(v) if isinstance(v, float) else v) for k, v in params.items()))
+def _round(x: float) -> float:
+    return float(f"{x:.3g}")
 
 
 @dataclass
@@ -92,11 +88,11 @@ class Adaptive:
                                   "cannot pay one full run")
         if not history:
             return Decision(RUN, "the recommended config first", dict(self.base), "recommended")
-        tried = {_key(o.params) for o in history}
+        tried = {self._key(o.params) for o in history}
         inc = self.incumbent(history)
         center = inc.params if inc else dict(self.base)
         for params, tag, why in self._neighbours(center, history, tried, inc is None):
-            if _key(params) not in tried:
+            if self._key(params) not in tried:
                 return Decision(RUN, why, params, tag)
         if inc is None:
             return Decision(STOP, "neither the recommended config nor its rate neighbours finished")
@@ -111,22 +107,46 @@ class Adaptive:
         sign = 1 if self.direction == "minimize" else -1
         return min(done, key=lambda o: sign * o.value)
 
+    def _lr(self, k: int) -> float:
+        """The k-th rate of the lattice base x lr_step^k (3 significant digits): every rate the
+        strategy proposes is on it, so a walk down and back up meets the same values."""
+        return _round(self.base[LR] * self.lr_step ** k)
+
+    def _lr_index(self, lr: float) -> int | None:
+        k = round(math.log(lr / self.base[LR]) / math.log(self.lr_step))
+        return k if abs(lr / self._lr(k) - 1) < 0.01 else None
+
+    def _key(self, params: dict) -> tuple:
+        """A configuration's identity: the rate as its lattice index (off the lattice: its value
+        to 3 digits), the other values as they are."""
+        out = []
+        for name, v in sorted(params.items()):
+            if name == LR:
+                k = self._lr_index(v)
+                v = ("lattice", k) if k is not None else _round(v)
+            out.append((name, _round(v) if isinstance(v, float) else v))
+        return tuple(out)
+
+    def _in_lr_bounds(self, lr: float) -> bool:
+        lo, hi = self.lr_bounds
+        return lo * 0.99 <= lr <= hi * 1.01
+
     def _neighbours(self, c: dict, history, tried, nothing_finished: bool):
         """(params, tag, why) around the incumbent `c`, most promising first."""
         lr = c[LR]
-        up, down = _round(lr * self.lr_step), _round(lr / self.lr_step)
-        lrs = [(up, "higher"), (down, "lower")]
+        k = self._lr_index(lr)
+        up, down = ((self._lr(k + 1), self._lr(k - 1)) if k is not None
+                    else (_round(lr * self.lr_step), _round(lr / self.lr_step)))
+        lrs = [(v, side) for v, side in ((up, "higher"), (down, "lower"))
+               if self._in_lr_bounds(v)]
         if nothing_finished or self._came_down(c, history):
             lrs.reverse()  # nothing finished (diverged?): lower first; else keep the direction
-        lo, hi = self.lr_bounds
         for value, side in lrs:
-            if lo * (1 - 1e-6) <= value <= hi * (1 + 1e-6):
-                yield ({**c, LR: value}, "lr", f"learning rate {value:.3g}, {side} than the best "
-                       f"config's {lr:.3g}")
+            yield ({**c, LR: value}, "lr", f"learning rate {value:.3g}, {side} than the best "
+                   f"config's {lr:.3g}")
         if nothing_finished:
             return
-        lr_settled = all(_key({**c, LR: v}) in tried or not lo * (1 - 1e-6) <= v <= hi * (1 + 1e-6)
-                         for v, _ in lrs)
+        lr_settled = all(self._key({**c, LR: v}) in tried for v, _ in lrs)
         if self.ranks and RANK in c and lr_settled:
             choices = sorted(self.ranks)
             above = [r for r in choices if r > c[RANK]]
@@ -137,7 +157,7 @@ class Adaptive:
         if self.warmup_bounds and WARMUP in c and lr_settled:
             lo_w, hi_w = self.warmup_bounds
             for w in (c[WARMUP] / 2, c[WARMUP] * 2):
-                w = float(f"{w:.3g}")
+                w = _round(w)
                 if lo_w - 1e-9 <= w <= hi_w + 1e-9:
                     yield ({**c, WARMUP: w}, "warmup", f"warmup ratio {w:g} (best config: "
                            f"{c[WARMUP]:g})")
@@ -145,9 +165,10 @@ class Adaptive:
     def _came_down(self, c: dict, history) -> bool:
         """True when the incumbent was reached by lowering the rate from the config before it
         (the walk goes on downwards)."""
+        rest = {k: v for k, v in c.items() if k != LR}
         prev = [o for o in history if o.state == "complete" and o.value is not None
-                and _key(o.params) != _key(c) and {k: v for k, v in o.params.items() if k != LR}
-                == {k: v for k, v in c.items() if k != LR}]
+                and self._key(o.params) != self._key(c)
+                and {k: v for k, v in o.params.items() if k != LR} == rest]
         return bool(prev) and all(o.params[LR] > c[LR] for o in prev)
 
 
