@@ -452,7 +452,7 @@ def test_pbt_settings_are_validated_together():
     assert "search.pbt_population must be > 0, got 0" in text
     assert "search.pbt_quantile must be in [0.0, 0.5], got 0.7" in text
     assert "search.pbt_resample_probability must be in [0.0, 1.0], got 1.5" in text
-    assert "search.workers 2 does not apply to pbt" in text
+    assert "search.workers 2 does not apply to the pbt strategy" in text
 
 
 def test_cli_rejects_bad_pbt_settings(capsys, tmp_path):

@@ -23,6 +23,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from .errors import ConfigError
+from .search.strategies import NAMES as STRATEGIES
+from .search.strategies import config_problems as strategy_problems
+from .search.strategies import help_line as strategy_help
 
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "constant_with_warmup", "wsd")
 METHODS = ("lora", "qlora", "full")
@@ -31,7 +34,6 @@ OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bi
 DATA_FORMATS = ("auto", "messages", "prompt_completion", "text")
 TASK_METRICS = ("auto", "json", "exact", "none")
 BUILTIN_TASKS = ("contracts", "docstrings")
-STRATEGIES = ("grid", "random", "tpe", "protocol", "pbt")
 PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
 OBJECTIVES = ("eval_loss", "exact_match")
 REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
@@ -147,7 +149,7 @@ class EvalConfig:
 class SearchConfig:
     space: dict = _f({}, "search space: {config.path: {type: float|int|categorical, low, high, "
                          "log, choices, when}}; empty: around this config's own values")
-    strategy: str = _f("tpe", "grid | random | tpe | protocol | pbt")
+    strategy: str = _f("tpe", strategy_help())
     trials: int | None = _f(12, "total trials of the study (a resumed study counts the finished)")
     budget_hours: float | None = _f(None, "total device-hours (trial time x devices) of the study")
     timeout_minutes: float | None = _f(None, "wall-clock limit of this search session")
@@ -167,6 +169,11 @@ class SearchConfig:
     pbt_quantile: float = _f(0.25, "pbt: the bottom share copies a member of the top share")
     pbt_resample_probability: float = _f(0.25, "pbt: chance that explore resamples a value "
                                                "instead of scaling it by 0.8 or 1.2")
+    heartbeat_seconds: int = _f(20, "seconds between a worker's heartbeats; a trial silent for "
+                                    "three is taken as dead and retried once (stored with the "
+                                    "study: every worker uses its value)")
+    pbt_poll_seconds: float = _f(5.0, "pbt: how often a waiting process looks for queued "
+                                      "member-generations (stored with the study)")
 
 
 @dataclass
@@ -391,23 +398,15 @@ def validate(cfg: Config) -> list[str]:
     positive("search.grid_points", se.grid_points)
     positive("search.keep_top", se.keep_top)
     positive("search.workers", se.workers)
-    _check(p, not (num(se.workers) and se.workers > 1 and se.strategy == "protocol"),
-           f"search.workers {se.workers} does not apply to the protocol strategy: it runs its "
-           "stages from one process; use grid, random or tpe, or search.workers 1")
     positive("search.pbt_population", se.pbt_population)
     positive("search.pbt_generation_steps", se.pbt_generation_steps)
     positive("search.pbt_generations", se.pbt_generations)
     ratio("search.pbt_quantile", se.pbt_quantile, 0.0, 0.5, hi_open=False)
     ratio("search.pbt_resample_probability", se.pbt_resample_probability, 0.0, 1.0,
           hi_open=False)
-    if se.strategy == "pbt":
-        _check(p, not (num(se.workers) and se.workers > 1),
-               f"search.workers {se.workers} does not apply to pbt: its coordinator runs in "
-               "`tunelm search`; start `tunelm worker --storage URL --study NAME` beside it")
-        _check(p, not se.isolate, "search.isolate does not apply to pbt yet (a member resumes "
-               "its parent's checkpoint in the worker process); set search.isolate false")
-        _check(p, se.objective == "eval_loss", f"search.objective {se.objective} does not "
-               "apply to pbt: members are ranked by their eval loss; use eval_loss")
+    positive("search.heartbeat_seconds", se.heartbeat_seconds)
+    positive("search.pbt_poll_seconds", se.pbt_poll_seconds)
+    p += strategy_problems(se)
     if se.objective == "exact_match":
         _check(p, e.metric != "none", "search.objective exact_match needs a task metric: set "
                "eval.metric to json or exact")

@@ -1,15 +1,34 @@
 """`tunelm search` and `tunelm worker`: budgeted, resumable, distributed hyperparameter search on
-Optuna's storage. Strategies decide (pure, tested on synthetic curves); the TrialRunner executes."""
+Optuna's storage. Strategies decide (pure, tested on synthetic curves); the TrialObjective
+executes.
 
-from .budget import Budget, Spent, spent
-from .protocol import Protocol
-from .pruners import DivergencePruner, make_pruner
-from .space import Dimension, apply, default_space, parse_space
-from .strategy import Curve, Strategy, Suggestion
-from .study import SearchResult, best_config, describe, open_study, run_search
+    from tunelm.search import run_search, describe
+    print(describe(run_search(cfg, "runs/my-study")))
 
-__all__ = [
-    "Budget", "Curve", "Dimension", "DivergencePruner", "Protocol", "SearchResult", "Spent",
-    "Strategy", "Suggestion", "apply", "best_config", "default_space", "describe", "make_pruner",
-    "open_study", "parse_space", "run_search", "spent",
-]
+Importing the package loads none of its modules: the config imports the strategy registry
+(`tunelm.search.strategies`) to validate `search.strategy`, and the names below load their
+module (Optuna, the trial machinery) when first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_WHERE = {
+    "Budget": "budget", "Spent": "budget", "spent": "budget",
+    "Protocol": "protocol",
+    "DivergencePruner": "pruners", "make_pruner": "pruners",
+    "Dimension": "dimensions", "apply": "space", "default_space": "space",
+    "parse_space": "space",
+    "Curve": "strategy", "Strategy": "strategy", "Suggestion": "strategy",
+    "SearchStrategy": "strategies", "strategy_named": "strategies",
+    "SearchResult": "study", "describe": "study", "best_config": "study",
+    "open_study": "study", "run_search": "study",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'tunelm.search' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -1,5 +1,12 @@
 """Pruning on training-step fidelity: Optuna's successive halving and Hyperband, and a divergence
-pruner that stops a trial whose eval loss turns NaN or explodes."""
+pruner that stops a trial whose eval loss turns NaN or explodes.
+
+A trial's intermediate values are its eval losses, lower is better, whatever the study's own
+direction: a study of `search.objective: exact_match` maximises its final value but prunes on
+the loss. Optuna's pruners compare intermediate values in the study's direction, so they are
+handed a view of the study whose direction is the loss's (`loss_view`). The values themselves
+stay eval losses, which is what the protocol, the reports and the divergence guard read.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +14,39 @@ import math
 
 import optuna
 from optuna.pruners import BasePruner
+from optuna.study import StudyDirection
 
 from ..config import PRUNER_NAMES
 
 
+class _LossDirectionStorage:
+    """A study's storage that says every direction is minimize; all else is the storage's own."""
+
+    def __init__(self, storage):
+        self._storage = storage
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        return [StudyDirection.MINIMIZE] * len(self._storage.get_study_directions(study_id))
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+
+def loss_view(study: optuna.Study) -> optuna.Study:
+    """The study as a pruner must see it: the same trials, minimised (they report losses).
+
+    A view over the storage rather than a copy of the trials: Hyperband builds its bracket
+    studies from `study._storage`, and successive halving records its rungs there."""
+    if all(d == StudyDirection.MINIMIZE for d in study.directions):
+        return study
+    return optuna.Study(study.study_name, _LossDirectionStorage(study._storage),
+                        sampler=study.sampler, pruner=study.pruner)
+
+
 class DivergencePruner(BasePruner):
     """Prunes a trial whose last eval loss is NaN/inf or more than `factor` times its own best;
-    otherwise defers to `inner` (another pruner, or none)."""
+    otherwise defers to `inner` (another pruner, or none), which compares the losses in the
+    loss's direction (`loss_view`)."""
 
     def __init__(self, inner: BasePruner | None = None, factor: float = 2.0):
         self.inner = inner
@@ -28,7 +61,7 @@ class DivergencePruner(BasePruner):
             best = min(v for v in values.values() if math.isfinite(v))
             if last > self.factor * best:
                 return True
-        return bool(self.inner and self.inner.prune(study, trial))
+        return bool(self.inner and self.inner.prune(loss_view(study), trial))
 
 
 def make_pruner(name: str, min_steps: int, max_steps: int | None) -> BasePruner:

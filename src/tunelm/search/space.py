@@ -14,34 +14,14 @@ knob; the learning rate carries it and alpha stays at its configured value.
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config, field_help, from_dict
 from ..errors import ConfigError
+from .dimensions import KINDS, Dimension, config_values, grid, suggest, suggest_one
 
-KINDS = ("float", "int", "categorical")
-
-
-@dataclass(frozen=True)
-class Dimension:
-    name: str  # a config path such as train.learning_rate
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    choices: tuple = ()
-    when: dict = field(default_factory=dict)  # condition on other dimensions' values
-
-    def active(self, params: dict) -> bool:
-        return all(params.get(k) == v for k, v in self.when.items())
-
-    def contains(self, value) -> bool:
-        if self.kind == "categorical":
-            return value in self.choices
-        return isinstance(value, (int, float)) and self.low <= value <= self.high
-
+__all__ = ["KINDS", "Dimension", "apply", "config_values", "default_space", "dims_of", "grid",
+           "parse_space", "space_around", "suggest", "suggest_one"]
 
 def parse_space(space: dict) -> list[Dimension]:
     """Dimensions of a `search.space` mapping; every problem is reported at once."""
@@ -90,52 +70,6 @@ def parse_space(space: dict) -> list[Dimension]:
     if problems:
         raise ConfigError(problems)
     return dims
-
-
-def suggest_one(trial, d: Dimension):
-    if d.kind == "categorical":
-        return trial.suggest_categorical(d.name, list(d.choices))
-    if d.kind == "int":
-        return trial.suggest_int(d.name, int(d.low), int(d.high), log=d.log)
-    return trial.suggest_float(d.name, d.low, d.high, log=d.log)
-
-
-def suggest(trial, dims: list[Dimension], fixed: dict | None = None) -> dict:
-    """Sample every active dimension through an Optuna trial (conditions in order).
-
-    `fixed` values (an enqueued trial's) inside a dimension's range go through Optuna, which
-    returns them and records them for its sampler; values outside it, and fixed values of
-    fields that are not dimensions (a protocol stage's rank, say), are taken as given.
-    """
-    fixed = fixed or {}
-    params: dict = {}
-    for d in dims:
-        if not d.active(params):
-            continue
-        if d.name in fixed and not d.contains(fixed[d.name]):
-            params[d.name] = fixed[d.name]
-        else:
-            params[d.name] = suggest_one(trial, d)
-    params.update({k: v for k, v in fixed.items() if k not in params})
-    return params
-
-
-def grid(dims: list[Dimension], points: int = 3) -> dict[str, list]:
-    """Grid values per dimension: `points` values over each numeric range (log-spaced on a log
-    scale), every choice of a categorical one."""
-    out = {}
-    for d in dims:
-        if d.kind == "categorical":
-            out[d.name] = list(d.choices)
-            continue
-        if d.log:
-            lo, hi = math.log10(d.low), math.log10(d.high)
-            values = [10 ** (lo + (hi - lo) * i / (points - 1)) for i in range(points)]
-        else:
-            values = [d.low + (d.high - d.low) * i / (points - 1) for i in range(points)]
-        out[d.name] = sorted({int(round(v)) for v in values}) if d.kind == "int" else [
-            float(f"{v:.4g}") for v in values]
-    return out
 
 
 def apply(cfg: Config, params: dict[str, Any]) -> Config:
