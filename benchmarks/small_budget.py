@@ -12,6 +12,7 @@ the grid. Strategies:
   default; whichever stops a trial first);
 - `tpe`: today's default as `_replay` runs it (recommended config first, TPE with 5 start-up
   trials, Hyperband + divergence pruning); `tpe+curve`: the same with the curve pruner added;
+  `tpe, curve only`: the curve pruner without Hyperband;
 - `default-tpe`: Optuna's `TPESampler(seed)`, no start, no pruning.
 
 The samplers ignore the budget (it only stops them), so each of their seeds runs once and is
@@ -39,13 +40,11 @@ from _grid import LR, RANK, WARMUP  # noqa: E402
 from _replay import LR_INDEX, Grid, Trace, _nearest, _suggest, _Tracker, replay  # noqa: E402
 
 from tunelm.search.adaptive import HANDOVER, RUN, STOP, Adaptive, Outcome  # noqa: E402
-from tunelm.search.curve_pruner import CurvePruner  # noqa: E402
 from tunelm.search.pruners import make_pruner  # noqa: E402
 
 DATA = HERE / "data"
 TASKS = ("docstrings", "contracts")
 BUDGETS = (3, 5, 10, 20)
-SAMPLERS = ("tpe", "tpe+curve", "default-tpe")
 ADAPTIVE = ("adaptive", "adaptive+hb")
 
 
@@ -54,9 +53,9 @@ def fre_seconds(grid: Grid) -> float:
     return statistics.mean(r.seconds for r in grid.runs.values() if not r.diverged)
 
 
-def _pruner(grid: Grid, inner: str, curve: bool):
-    base = make_pruner(inner, grid.eval_steps, grid.planned_steps)  # divergence(inner)
-    return CurvePruner(base, direction="minimize") if curve else base
+def _pruner(grid: Grid, inner: str):
+    """As `tunelm search` composes it: divergence(curve(inner)), whichever stops first."""
+    return make_pruner(inner, grid.eval_steps, grid.planned_steps, curve=True)
 
 
 def _objective(grid: Grid, track: _Tracker, outcomes: list):
@@ -101,7 +100,7 @@ def replay_adaptive(grid: Grid, name: str, seed: int, budget_fre: float) -> tupl
     study = optuna.create_study(
         study_name=f"small-{name}-{seed}", direction="minimize",
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-        pruner=_pruner(grid, "hyperband" if name == "adaptive+hb" else "none", curve=True))
+        pruner=_pruner(grid, "hyperband" if name == "adaptive+hb" else "none"))
     track, outcomes = _Tracker(grid, name, seed), []
     objective = _objective(grid, track, outcomes)
     strategy, run_cost = strategy_for(grid), None
@@ -144,7 +143,7 @@ def evaluate(grid: Grid, seeds: int, scorers: dict) -> tuple[dict, dict]:
             for label, g in scorers.items():
                 table[label].setdefault(name, {})[k] = _median(
                     [regret_at_fre(g, t.rescored(g), k) for t, _ in runs])
-    for name in SAMPLERS:
+    for name in SAMPLER_ROWS:
         traces = [_sampler_trace(grid, name, s) for s in range(seeds)]
         for label, g in scorers.items():
             table[label][name] = {k: _median([regret_at_fre(g, t.rescored(g), k)
@@ -152,17 +151,23 @@ def evaluate(grid: Grid, seeds: int, scorers: dict) -> tuple[dict, dict]:
     return table, decisions
 
 
+# row -> (the _replay strategy, with the curve pruner in front of its pruner)
+SAMPLER_ROWS = {"tpe": ("tpe", False), "tpe+curve": ("tpe", True),
+                "tpe, curve only": ("tpe-nopruning", True), "default-tpe": ("default-tpe", False)}
+
+
 def _sampler_trace(grid: Grid, name: str, seed: int) -> Trace:
-    if name != "tpe+curve":
-        return replay(grid, name, seed)
-    # today's tpe with the curve pruner in front of Hyperband: the same replay, another pruner
+    strategy, curve = SAMPLER_ROWS[name]
+    if not curve:
+        return replay(grid, strategy, seed)
+    # the same replay with the curve pruner composed as the tool composes it (search.curve_pruner)
     # (`_replay.replay_optuna` imports make_pruner when it runs)
     from tunelm.search import pruners
 
     original = pruners.make_pruner
-    pruners.make_pruner = lambda n, lo, hi: CurvePruner(original(n, lo, hi), direction="minimize")
+    pruners.make_pruner = lambda n, lo, hi: original(n, lo, hi, curve=True)
     try:
-        trace = replay(grid, "tpe", seed)
+        trace = replay(grid, strategy, seed)
     finally:
         pruners.make_pruner = original
     trace.strategy = name

@@ -105,7 +105,7 @@ def search_cfg(tiny_config):
     def make(**search):
         cfg = tiny_config(train={"max_steps": 8, "eval_steps": 2})
         raw = cfg.to_dict()
-        raw["search"].update({"space": SPACE, "pruner": "none", **search})
+        raw["search"].update({"space": SPACE, "pruner": "none", "curve_pruner": False, **search})
         return from_dict(raw)
     return make
 

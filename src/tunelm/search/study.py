@@ -128,8 +128,9 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
     dims = dims_of(cfg)
     direction = "maximize" if cfg.search.objective == "exact_match" else "minimize"
     # pbt: trials are generation windows at different steps, not one run's fidelity levels
-    pruner = make_pruner("none" if cfg.search.strategy == "pbt" else cfg.search.pruner,
-                         cfg.train.eval_steps or 1, cfg.train.max_steps)
+    pbt = cfg.search.strategy == "pbt"
+    pruner = make_pruner("none" if pbt else cfg.search.pruner, cfg.train.eval_steps or 1,
+                         cfg.train.max_steps, curve=cfg.search.curve_pruner and not pbt)
     study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True,
                                 direction=direction, sampler=make_sampler(cfg, dims, worker),
                                 pruner=pruner)
