@@ -238,6 +238,10 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
     if not stop.reason:
         if cfg.search.strategy == "protocol":
             _run_protocol(study, cfg, runner, report, stop)
+        elif cfg.search.strategy == "adaptive":  # a bridge until run_search drives by registry
+            from .strategies import strategy_named
+
+            strategy_named("adaptive").drive(_Shim(study, cfg, dims, runner, stop, report))
         elif cfg.search.strategy == "pbt":
             from .pbt_run import run_pbt
 
@@ -411,3 +415,39 @@ def describe(result: SearchResult) -> str:
                      f"{brief_params(r['params'])}"
                      + (f"  ({r['prune_reason']})" if r["prune_reason"] else ""))
     return "\n".join(lines)
+
+
+@dataclass
+class _Shim:
+    """The `Session` a registered strategy's `drive` is given (strategies/base.py), over this
+    module's study, runner and budget. A bridge for `adaptive` until h1-search's run_search
+    (search/run.py, StudySession) drives every strategy through the registry."""
+
+    study: object
+    cfg: object
+    dims: list
+    objective: object
+    stop: object
+    callbacks: list
+    worker: bool = False
+
+    def stopped(self):
+        return bool(self.stop.check(self.study)) or self.objective.fatal is not None
+
+    def curves(self):
+        return curves(self.study)
+
+    def held_values(self):
+        return config_values(self.cfg, self.dims)
+
+    def enqueue(self, params, tag, fraction=1.0, **attrs):
+        self.study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag,
+                                                     "fraction": fraction, **attrs},
+                                 skip_if_exists=False)
+
+    def run_queued(self, n):
+        self.study.optimize(self.objective, n_trials=n, callbacks=self.callbacks,
+                            catch=(Exception,), gc_after_trial=True)
+
+    def sample(self, limit):
+        sample_trials(self.study, self.objective, self.stop, self.callbacks, limit)
