@@ -27,6 +27,12 @@ from dataclasses import dataclass, field
 import optuna
 from _grid import LR, RANK, WARMUP
 
+from tunelm.config import from_dict
+from tunelm.search.dimensions import Dimension
+from tunelm.search.pruners import make_pruner
+from tunelm.search.strategies import SearchStrategy, strategy_named
+from tunelm.search.strategy import Curve
+
 FINISHED = ("completed", "early_stopping")
 LR_INDEX = "lr_index"  # the learning rate as its index in the grid (log-spaced, ordinal)
 
@@ -180,10 +186,25 @@ class _Tracker:
 
 
 # --- Optuna strategies: random, grid, default TPE, and TPE as `tunelm search` runs it ---------
+# The samplers and the driving loop are the tool's own (tunelm.search.strategies); a replay
+# only supplies the session: trials read from the recording instead of training.
 
-def _space(grid: Grid) -> dict:
-    return {LR_INDEX: list(range(len(grid.learning_rates))), RANK: list(grid.ranks),
-            WARMUP: list(grid.warmups)}
+class _OptunaDefaultTPE(SearchStrategy):
+    """A baseline, not a tunelm strategy: Optuna's TPESampler as it comes."""
+
+    name = "default-tpe"
+    help = "Optuna's TPESampler with its defaults"
+
+    def sampler(self, search, dims, seed):
+        return optuna.samplers.TPESampler(seed=seed)
+
+
+def _dims(grid: Grid) -> list[Dimension]:
+    """The grid's dimensions as the tool's strategies see them: the learning rate as an index
+    over its log-spaced values, the rank and the warmup as their recorded choices."""
+    return [Dimension(LR_INDEX, "categorical", choices=tuple(range(len(grid.learning_rates)))),
+            Dimension(RANK, "categorical", choices=tuple(grid.ranks)),
+            Dimension(WARMUP, "categorical", choices=tuple(grid.warmups))]
 
 
 def _suggest(trial: optuna.Trial, grid: Grid) -> dict:
@@ -199,18 +220,12 @@ def _suggest(trial: optuna.Trial, grid: Grid) -> dict:
     return {LR: grid.learning_rates[i], RANK: r, WARMUP: w}
 
 
-def _sampler(name: str, grid: Grid, seed: int):
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        return optuna.samplers.GridSampler(_space(grid), seed=seed)
-    if name == "default-tpe":
-        return optuna.samplers.TPESampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)  # tunelm.search.study
+def _strategy(name: str) -> SearchStrategy:
+    return _OptunaDefaultTPE() if name == "default-tpe" else strategy_named(name)
 
 
 OPTUNA_STRATEGIES = {
-    # name: (sampler, tunelm pruner or None, recommended config first)
+    # name: (strategy, tunelm pruner or None, recommended config first)
     "random": ("random", None, False),
     "grid": ("grid", None, False),
     "default-tpe": ("default-tpe", None, False),
@@ -220,17 +235,55 @@ OPTUNA_STRATEGIES = {
 }
 
 
+@dataclass
+class _ReplaySession:
+    """The `Session` a strategy drives, over a recording: `sample` runs Optuna trials whose
+    objective reads recorded curves; `enqueue`/`run_queued` replay proposed trials directly."""
+
+    cfg: object
+    dims: list
+    study: optuna.Study | None = None
+    objective: object = None
+    callbacks: list = field(default_factory=list)
+    run_one: object = None  # a Suggestion-like (params, tag, fraction) -> Curve
+    history: list = field(default_factory=list)
+    queued: list = field(default_factory=list)
+    worker: bool = False
+    stop: object = None
+    out: object = None
+
+    def stopped(self) -> bool:
+        return False  # a replay spends what the strategy asks for; the tracker cuts the trace
+
+    def curves(self) -> list:
+        return list(self.history)
+
+    def held_values(self) -> dict:
+        return {}
+
+    def enqueue(self, params: dict, tag: str, fraction: float = 1.0, **attrs) -> None:
+        self.queued.append((params, tag, fraction))
+
+    def run_queued(self, n: int) -> None:
+        todo, self.queued = self.queued[:n], self.queued[n:]
+        self.history += [self.run_one(*q) for q in todo]
+
+    def sample(self, limit: int | None) -> None:
+        self.study.optimize(self.objective, n_trials=limit, callbacks=self.callbacks)
+
+
 def replay_optuna(grid: Grid, name: str, seed: int) -> Trace:
     """One seed of an Optuna strategy, until the grid's whole compute is spent (a grid search:
     until every point ran once)."""
-    from tunelm.search.pruners import make_pruner
-
-    sampler_name, pruner_name, enqueue = OPTUNA_STRATEGIES[name]
+    strategy_name, pruner_name, enqueue = OPTUNA_STRATEGIES[name]
+    strategy = _strategy(strategy_name)
+    dims = _dims(grid)
+    cfg = _replay_config(grid, trials=None)
     pruner = (make_pruner(pruner_name, grid.eval_steps, grid.planned_steps) if pruner_name
               else optuna.pruners.NopPruner())
     # a fixed study name: Hyperband assigns brackets by a hash of the name and trial number
     study = optuna.create_study(study_name=f"replay-{name}-{seed}", direction="minimize",
-                                sampler=_sampler(sampler_name, grid, seed), pruner=pruner)
+                                sampler=strategy.sampler(cfg.search, dims, seed), pruner=pruner)
     if enqueue:
         rec = grid.recommended
         study.enqueue_trial({LR_INDEX: grid.learning_rates.index(_nearest(grid, rec[LR])),
@@ -256,10 +309,17 @@ def replay_optuna(grid: Grid, name: str, seed: int) -> Trace:
         if track.exhausted:
             study.stop()
 
-    # a grid search ends when every point ran once (GridSampler stops the study itself)
-    study.optimize(objective, n_trials=len(grid.runs) if name == "grid" else None,
-                   callbacks=[stop_when_spent])
+    # the strategy's own drive: sampled trials up to its trial limit (a grid: every point once)
+    strategy.drive(_ReplaySession(cfg, dims, study, objective, [stop_when_spent]))
     return track.trace
+
+
+def _replay_config(grid: Grid, trials: int | None):
+    """A config around the grid's recommended values (what the strategies read)."""
+    rec = grid.recommended
+    return from_dict({"data": {"task": grid.task}, "lora": {"r": rec[RANK]},
+                      "train": {"learning_rate": rec[LR], "warmup_ratio": rec[WARMUP]},
+                      "search": {"trials": trials, "grid_points": 2}})
 
 
 def _nearest(grid: Grid, lr: float) -> float:
@@ -269,31 +329,25 @@ def _nearest(grid: Grid, lr: float) -> float:
 # --- our staged protocol ---------------------------------------------------------------------
 
 def replay_protocol(grid: Grid, seed: int = 0) -> Trace:
-    """`tunelm.search.protocol.Protocol` on the recording. A probe at fraction f reads the
+    """The tool's protocol strategy (`tunelm.search.strategies.protocol`, driving
+    `tunelm.search.protocol.Protocol`) on the recording. A probe at fraction f reads the
     recorded full-length curve up to f x the planned steps. (The real tool lays the schedule
     over the shortened probe -- warmup and cosine decay inside those steps -- so the prefix of a
     full run is an approximation of a probe.) The protocol is deterministic: every seed gives
     the same trace."""
-    from tunelm.search.protocol import Protocol
-    from tunelm.search.strategy import Curve
-
-    proto = Protocol(dict(grid.recommended))
     track = _Tracker(grid, "protocol", seed)
-    history: list[Curve] = []
-    while True:
-        todo = proto.propose(history)
-        if not todo:  # None: done; [] cannot happen here, every proposed trial is finished
-            break
-        for s in todo:
-            run = grid.run_of(s.params)
-            steps = max(1, math.ceil(grid.planned_steps * s.fraction))  # as runner.plan does
-            full = s.fraction >= 1.0
-            failed = run.diverged and run.final_step <= steps
-            state = "failed" if failed else "complete"
-            history.append(Curve(params=s.params, eval_losses=run.evals_to(steps),
-                                 train_losses=[t for t in run.train if t[0] <= steps],
-                                 state=state, tag=s.tag, fraction=s.fraction))
-            track.add(run, run.cost_to(steps), finished_full=full and not failed)
+
+    def run_one(params: dict, tag: str, fraction: float) -> Curve:
+        run = grid.run_of(params)
+        steps = max(1, math.ceil(grid.planned_steps * fraction))  # as runner.plan does
+        failed = run.diverged and run.final_step <= steps
+        track.add(run, run.cost_to(steps), finished_full=fraction >= 1.0 and not failed)
+        return Curve(params=params, eval_losses=run.evals_to(steps),
+                     train_losses=[t for t in run.train if t[0] <= steps],
+                     state="failed" if failed else "complete", tag=tag, fraction=fraction)
+
+    strategy_named("protocol").drive(
+        _ReplaySession(_replay_config(grid, trials=None), [], run_one=run_one))
     return track.trace
 
 

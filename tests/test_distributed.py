@@ -68,22 +68,22 @@ def postgres_url():
 
 
 def _worker(url: str, out: Path, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE",
-           "TUNELM_HEARTBEAT_SECONDS": "2"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [str(Path(sys.executable).parent / "tunelm"), "--quiet", "worker", "--storage", url,
            "--study", "shared", "--out", str(out)]
     return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
-def test_three_workers_one_killed(postgres_url, tiny_config, tmp_path, monkeypatch):
+def test_three_workers_one_killed(postgres_url, tiny_config, tmp_path):
     import optuna
     from optuna.trial import TrialState
 
     from tunelm.search import open_study
 
-    monkeypatch.setenv("TUNELM_HEARTBEAT_SECONDS", "2")
+    # a heartbeat every 2 s, stored with the study: every worker reads it from there
     cfg = tiny_config(train={"max_steps": 40, "eval_steps": 8},
-                      search={"strategy": "random", "trials": TRIALS, "pruner": "none"})
+                      search={"strategy": "random", "trials": TRIALS, "pruner": "none",
+                              "heartbeat_seconds": 2})
     out = tmp_path / "study"
     open_study(cfg, out, postgres_url, "shared")  # created as `tunelm search` would create it
 

@@ -400,22 +400,21 @@ def test_a_worker_process_joins_a_pbt_study(tiny_config, tmp_path):
     from tunelm.search import open_study, run_search
 
     raw = tiny_config(train={"eval_steps": 3}).to_dict()
+    # the poll interval is the study's: the worker reads it from the stored config
     raw["search"].update({"strategy": "pbt", "pbt_population": 4, "pbt_generations": 3,
-                          "pbt_generation_steps": 6})
+                          "pbt_generation_steps": 6, "pbt_poll_seconds": 0.5})
     cfg = from_dict(raw)
     out = tmp_path / "study"
     open_study(cfg, out)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TUNELM_PBT_POLL_SECONDS": "0.5"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = subprocess.Popen(
         [sys.executable, "-m", "tunelm", "-q", "worker", "--storage",
          f"sqlite:///{out / 'study.db'}", "--study", "study", "--out", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        os.environ["TUNELM_PBT_POLL_SECONDS"] = "0.5"
         result = run_search(cfg, out)
         log, _ = worker.communicate(timeout=120)
     finally:
-        os.environ.pop("TUNELM_PBT_POLL_SECONDS", None)
         if worker.poll() is None:
             worker.kill()
     assert worker.returncode == 0, log

@@ -209,7 +209,11 @@ def test_cli_search_best_and_dry_run(small_data, tmp_path, capsys):
     assert main(["best", str(out)]) == 0
     best = from_dict(yaml.safe_load(capsys.readouterr().out))
     assert 1e-3 <= best.train.learning_rate <= 3e-2
-    assert main(["-q", "search", str(cfg), "--strategy", "bogus", "--out", str(tmp_path / "x")]) == 2
+    with pytest.raises(SystemExit) as exc:  # argparse checks --strategy against the registry
+        main(["-q", "search", str(cfg), "--strategy", "bogus", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    assert "--strategy must be one of grid, random, tpe, protocol, pbt, got 'bogus'" in \
+        capsys.readouterr().err
     assert main(["best", str(tmp_path / "nothing")]) == 2
 
 
@@ -226,7 +230,7 @@ def test_workers_do_not_join_a_protocol_study(search_cfg, tmp_path, capsys):
     open_study(search_cfg(strategy="protocol"), tmp_path / "study")
     url = f"sqlite:///{tmp_path / 'study' / 'study.db'}"
     assert main(["worker", "--storage", url, "--study", "study", "--out", str(tmp_path)]) == 2
-    assert "workers can join grid, random and tpe" in capsys.readouterr().err
+    assert "workers can join grid, random, tpe and pbt" in capsys.readouterr().err
 
 
 def test_pruner_factory():

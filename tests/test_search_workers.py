@@ -133,12 +133,15 @@ def test_bad_data_ends_the_study_with_exit_2(cfg_of, tmp_path, capsys, isolate):
 
 
 def test_dry_run_estimates_the_cost(cfg_of, tmp_path, capsys):
-    from tunelm.search.estimate import PROTOCOL_RUNS, estimate_cost, run_equivalents
+    from tunelm.search.dimensions import Dimension
+    from tunelm.search.estimate import estimate_cost, run_equivalents
 
-    assert run_equivalents(cfg_of(strategy="protocol"), None) == PROTOCOL_RUNS
-    assert run_equivalents(cfg_of(strategy="grid", trials=None), 9) == (9.0, 9.0)
-    assert run_equivalents(cfg_of(strategy="grid", trials=4), 9) == (4.0, 4.0)
-    assert run_equivalents(cfg_of(strategy="random", trials=None), None) is None
+    nine = [Dimension("train.learning_rate", "float", 1e-4, 1e-2, log=True),
+            Dimension("lora.r", "categorical", choices=(4, 8, 16))]  # 3 x 3 grid points
+    assert run_equivalents(cfg_of(strategy="protocol")) == (1.8, 2.6)
+    assert run_equivalents(cfg_of(strategy="grid", trials=None), nine) == (9.0, 9.0)
+    assert run_equivalents(cfg_of(strategy="grid", trials=4), nine) == (4.0, 4.0)
+    assert run_equivalents(cfg_of(strategy="random", trials=None)) is None
     est = estimate_cost(cfg_of(strategy="random", trials=5))
     assert est["steps"] == 6 and est["run_hours"] > 0
     assert est["study_device_hours"][0] == pytest.approx(5 * est["run_hours"])

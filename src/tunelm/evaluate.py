@@ -34,6 +34,7 @@ from .data import (
 )
 from .errors import ConfigError, DataError, ModelError
 from .files import write_jsonl_atomic, write_text_atomic
+from .search.location import is_storage_url
 
 log = logging.getLogger("tunelm.evaluate")
 
@@ -55,7 +56,7 @@ def resolve(target: str, study_name: str | None = None) -> Target:
     with `study_name`: the run to score. Raises ModelError or ConfigError (exit 2)."""
     path = Path(target).expanduser()
     study = trial = None
-    if "://" in target or (path / "study.db").exists():
+    if is_storage_url(target) or (path / "study.db").exists():
         run_dir, study, trial = _best_trial_dir(target, path, study_name)
     elif (path / "config.yaml").exists():
         run_dir = path
@@ -82,7 +83,7 @@ def _best_trial_dir(target: str, path: Path, study_name: str | None):
 
     from .search import open_study
 
-    storage = target if "://" in target else None
+    storage = target if is_storage_url(target) else None
     if storage and not study_name:
         raise ConfigError("a storage URL needs --study NAME (the study to read)")
     study, _ = open_study(None, path if storage is None else Path(study_name), storage,

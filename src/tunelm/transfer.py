@@ -36,6 +36,7 @@ from .errors import ConfigError, TrainingError
 from .files import write_text_atomic
 from .recommend import ModelFacts, formula_lr, model_facts
 from .recommend.rules import cite
+from .search.location import is_storage_url
 
 log = logging.getLogger("tunelm.transfer")
 LR, RANK = "train.learning_rate", "lora.r"
@@ -261,7 +262,7 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
         raise ConfigError(f"--fraction must be in (0, 1] (a share of the planned steps), "
                           f"got {fraction!r}")
     text = str(from_study)
-    url = storage or (text if "://" in text else None)
+    url = storage or (text if is_storage_url(text) else None)
     if url is not None and not study_name:
         raise ConfigError(f"{url} is a storage URL: name the study with --study NAME")
     if url is None and not (Path(text) / "study.db").exists():
@@ -373,7 +374,7 @@ def _compare(study, configs: list[dict], source: str, out: Path, url: str,
     if len({c["proxy_fraction"] for c in configs}) > 1:
         notes.append("the proxy configs ran at different shares of their steps (a staged "
                      "study's probes and final run); their proxy order mixes fidelities")
-    return TransferResult(source if "://" in source else str(Path(source).resolve()),
+    return TransferResult(source if is_storage_url(source) else str(Path(source).resolve()),
                           study.study_name, out, url, to_model, method, fraction, configs,
                           winner, shift.spearman_rho, shift.kendall_tau, notes)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..config import Config, load_config
 from ..errors import ConfigError
+from ..search.location import is_storage_url
 
 
 @dataclass
@@ -34,7 +35,7 @@ def load_source(source: str | Path, study_name: str | None = None) -> Source:
     finished trial.
     """
     text = str(source)
-    if "://" in text:
+    if is_storage_url(text):
         if not study_name:
             raise ConfigError(f"{text} is a storage URL: name the study with --study NAME")
         return _from_study(text, study_name)
@@ -53,15 +54,14 @@ def load_source(source: str | Path, study_name: str | None = None) -> Source:
 
 
 def _from_study(dir_or_url: str, study_name: str | None) -> Source:
-    from ..search.study import best_config, open_study
+    from ..search.study import best_config, load_study
 
     try:
         cfg = best_config(dir_or_url, study_name)
     except ConfigError as exc:
         raise ConfigError(f"{exc}; nothing to export: let `tunelm search` finish a trial "
                           "first, or export a run directory") from None
-    storage = dir_or_url if "://" in dir_or_url else None
-    study, _ = open_study(None, Path(dir_or_url), storage, study_name)
+    study, _ = load_study(dir_or_url, name=study_name)  # to read: no sampler, nothing created
     best = study.best_trial
     run_dir = best.user_attrs.get("trial_dir")
     run_dir = Path(run_dir) if run_dir else None

@@ -460,8 +460,10 @@ def budget_sketch(facts: ModelFacts, data: DatasetFacts, epochs: int, method: st
     else:
         tps, how = throughput_estimate(facts, method, devices, on_gpu)
     run_hours = run_tokens / tps / 3600
-    parts = {"probe_runs": 3 * 0.2, "rank_check": 2 * 0.2, "final_run": 1.0}
-    hours = {k: v * run_hours for k, v in parts.items()}
+    from ..search.strategies.protocol import stages_for  # the protocol's own cost, one definition
+
+    always = [s for s in stages_for(method) if s.always]  # the others come out of the reserve
+    hours = {s.key: s.runs * run_hours for s in always}
     hours["evaluation"] = 0.05 * sum(hours.values())
     hours["reserve"] = 0.2 * sum(hours.values())
     total = sum(hours.values())
@@ -474,6 +476,6 @@ def budget_sketch(facts: ModelFacts, data: DatasetFacts, epochs: int, method: st
         "search_hours": {k: round(v, 3) for k, v in hours.items()},
         "search_total_hours": round(total, 3),
         "search_gpu_hours": round(total * devices, 3) if on_gpu else None,
-        "plan": "three learning rates on 20% of the steps, rank r vs 2r on 20%, the final run, "
+        "plan": f"{', '.join(s.what for s in always)} (probes on 20% of the steps), "
                 "evaluation, and 20% in reserve",
     }

@@ -22,8 +22,9 @@ _WHERE = {
     "parse_space": "space",
     "Curve": "strategy", "Strategy": "strategy", "Suggestion": "strategy",
     "SearchStrategy": "strategies", "strategy_named": "strategies",
-    "SearchResult": "study", "describe": "study", "best_config": "study",
-    "open_study": "study", "run_search": "study",
+    "SearchResult": "results", "describe": "results", "best_config": "results",
+    "load_study": "opener", "open_study": "opener", "run_search": "run",
+    "locate": "storage",
 }
 __all__ = sorted(_WHERE)
 

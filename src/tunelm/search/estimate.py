@@ -9,24 +9,18 @@ import tempfile
 from pathlib import Path
 
 from ..config import Config
-
-# full-run equivalents of the protocol: 3 learning rates at 20%, rank 2r at 20%, warmup at 20%
-# only if the loss was spiky, the final run
-PROTOCOL_RUNS = (0.6 + 0.2 + 1.0, 0.6 + 0.2 + 0.2 + 1.0)
+from .space import dims_of
+from .strategies import strategy_named
 
 
-def run_equivalents(cfg: Config, grid_size: int | None) -> tuple[float, float] | None:
-    """(fewest, most) full runs the strategy spends; None when only a budget bounds it."""
-    s = cfg.search
-    if s.strategy == "protocol":
-        return PROTOCOL_RUNS
-    if s.strategy == "grid":
-        n = min(grid_size, s.trials) if s.trials else grid_size
-        return float(n), float(n)
-    return (float(s.trials), float(s.trials)) if s.trials else None
+def run_equivalents(cfg: Config, dims=None) -> tuple[float, float] | None:
+    """(fewest, most) full runs the strategy spends (its own definition); None when only a
+    budget bounds it."""
+    return strategy_named(cfg.search.strategy).run_equivalents(
+        cfg, dims_of(cfg) if dims is None else dims)
 
 
-def estimate_cost(cfg: Config, grid_size: int | None = None) -> dict:
+def estimate_cost(cfg: Config, dims=None) -> dict:
     """Hours of one full run and of the study (pruning only makes it cheaper)."""
     from ..data import resolve_paths
     from ..models import gpu_count
@@ -45,7 +39,7 @@ def estimate_cost(cfg: Config, grid_size: int | None = None) -> dict:
     tps, how = throughput_estimate(facts, cfg.model.method, max(1, gpus), gpus > 0)
     run_tokens = plan.total_steps * plan.effective_batch * tokens_per_seq
     run_hours = run_tokens / tps / 3600
-    runs = run_equivalents(cfg, grid_size)
+    runs = run_equivalents(cfg, dims)
     study = None if runs is None else tuple(r * run_hours * max(1, gpus) for r in runs)
     if study is not None and cfg.search.budget_hours is not None:
         study = tuple(min(h, cfg.search.budget_hours) for h in study)

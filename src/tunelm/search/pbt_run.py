@@ -21,7 +21,6 @@ at most two generations' states, and the last generation's at the end.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tarfile
 import time
@@ -35,15 +34,15 @@ from ..config import Config
 from ..errors import SearchError
 from ..runner import run_trial
 from .budget import NOT_RUN_ATTR
+from .dimensions import config_values
 from .loop import OverBudget
-from .objective import TrialRunner
+from .objective import TrialObjective
 from .pbt import CHECKPOINT_ATTR, PBT, PBT_ATTR, MemberResult, MemberStep
 from .space import apply
 
 log = logging.getLogger("tunelm.search")
 STORE_ATTR = "pbt_artifacts"  # study attribute: the artifact store's directory
 DONE_ATTR = "pbt_done"  # study attribute: the coordinator has finished; workers leave
-POLL_SECONDS = 5.0  # how often a waiting process looks for queued trials (env override below)
 
 
 def total_steps(cfg: Config) -> int:
@@ -69,7 +68,7 @@ class StopAt(TrainerCallback):
             control.should_training_stop = True
 
 
-class PBTRunner(TrialRunner):
+class PBTObjective(TrialObjective):
     """Runs member-generation trials: from the parent's checkpoint, to the window's end, and
     uploads the training state it ends with."""
 
@@ -166,8 +165,6 @@ def collect(study: optuna.Study) -> tuple[list[MemberResult], set, set]:
 
 
 def strategy_of(cfg: Config, dims) -> PBT:
-    from .study import config_values
-
     s = cfg.search
     start = config_values(cfg, dims)
     return PBT(dims, start, s.pbt_population, s.pbt_generations, s.pbt_quantile,
@@ -204,9 +201,9 @@ def run_pbt(study: optuna.Study, cfg: Config, runner, callbacks, stop, dims, stu
             worker: bool = False, poll: float | None = None) -> None:
     """The coordinator (or, with `worker`, a worker that runs queued member-generations until
     the coordinator is done). Waiting processes look for queued trials every `poll` seconds
-    (TUNELM_PBT_POLL_SECONDS, 5 by default)."""
+    (the study's `search.pbt_poll_seconds` by default)."""
     if poll is None:
-        poll = float(os.environ.get("TUNELM_PBT_POLL_SECONDS", POLL_SECONDS))
+        poll = float(cfg.search.pbt_poll_seconds)
     if not worker:
         if STORE_ATTR not in study.user_attrs:
             study.set_user_attr(STORE_ATTR, str((Path(study_dir) / "artifacts").resolve()))
@@ -247,4 +244,4 @@ def run_pbt(study: optuna.Study, cfg: Config, runner, callbacks, stop, dims, stu
         study.set_user_attr(DONE_ATTR, True)
 
 
-__all__ = ["PBTRunner", "collect", "run_pbt", "strategy_of"]
+__all__ = ["PBTObjective", "collect", "run_pbt", "strategy_of"]

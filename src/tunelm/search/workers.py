@@ -16,40 +16,23 @@ import time
 from pathlib import Path
 
 from ..config import Config
+from ..environment import worker_env
 from ..errors import ConfigError, SearchError
 from ..models import gpu_count
+from .budget import spent
 from .live import LiveTable
+from .opener import open_study
+from .results import keep_top, summarize
+from .space import dims_of
+from .storage import storage_url
+from .strategies import strategy_named
 
 log = logging.getLogger("tunelm.search")
 POLL_SECONDS = 2.0
 
 
-def worker_env(index: int, workers: int, gpus: int, cores: int, base: dict) -> dict:
-    """The environment of local worker `index` of `workers`."""
-    env = dict(base)
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(index)
-    else:
-        threads = str(max(1, cores // workers))
-        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OMP_WAIT_POLICY="PASSIVE")
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    return env
-
-
 def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | None,
                 live: bool = True):
-    from .budget import spent
-    from .study import (
-        budget_of,
-        dims_of,
-        enqueue_start,
-        keep_top,
-        open_study,
-        stop_reason,
-        storage_url,
-        summarize,
-    )
-
     n = cfg.search.workers
     gpus = gpu_count()
     if gpus and n > gpus:
@@ -57,7 +40,10 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
                           "(one worker per GPU); start further workers on other machines with "
                           "tunelm worker --storage URL --study NAME")
     study, cfg = open_study(cfg, out, storage, study_name)
-    enqueue_start(study, cfg, dims_of(cfg))
+    strategy = strategy_named(cfg.search.strategy)
+    if not study.trials:
+        for params, tag in strategy.first_trials(cfg, dims_of(cfg)):
+            study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag})
     url = storage_url(out, storage)
     logs = out / "workers"
     logs.mkdir(parents=True, exist_ok=True)
@@ -72,7 +58,8 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
                  f", GPU {i}" if gpus else f", {env['OMP_NUM_THREADS']} threads",
                  logs / f"worker-{i}.log")
     started = time.time()
-    table = LiveTable(budget_of(cfg), started)
+    budget = strategy.budget(cfg.search)
+    table = LiveTable(budget, started)
     try:
         while any(p.poll() is None for p, _ in procs):
             if live:
@@ -93,6 +80,5 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
     if len(failed) == n:
         raise SearchError(f"every worker failed; see the logs in {logs}")
     keep_top(study, cfg.search.keep_top)
-    reason = budget_of(cfg).exhausted(spent(study.get_trials(deepcopy=False)),
-                                      time.time() - started)
-    return summarize(study, url, stop_reason(cfg, reason))
+    reason = budget.exhausted(spent(study.get_trials(deepcopy=False)), time.time() - started)
+    return summarize(study, url, reason or strategy.stop_reason)

@@ -32,7 +32,8 @@ budget sketch and the replay benchmark all read the registry.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..budget import Budget
 
@@ -49,6 +50,13 @@ class Session(Protocol):
     cfg: Config
     dims: list[Dimension]
     worker: bool  # True in `tunelm worker`: a process that joined a study another one started
+    # for a strategy with a driver of its own (pbt): the Optuna study, the objective that runs
+    # a trial, the callbacks after each, the budget check (`check(study)`), the study directory
+    study: Any
+    objective: Any
+    callbacks: list
+    stop: Any
+    out: Path
 
     def stopped(self) -> bool:
         """The budget is spent or a trial found bad input: drive no further."""

@@ -59,4 +59,5 @@ class PBTSearch(SearchStrategy):
         # pbt_run loads Transformers (its trials resume training states): only where it runs
         from ..pbt_run import run_pbt
 
-        run_pbt(session)
+        run_pbt(session.study, session.cfg, session.objective, session.callbacks, session.stop,
+                session.dims, session.out, worker=session.worker)

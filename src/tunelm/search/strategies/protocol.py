@@ -61,6 +61,12 @@ def stages(proto: Protocol) -> list[Stage]:
     return out
 
 
+def stages_for(method: str) -> list[Stage]:
+    """The protocol's stages for a fine-tuning `method` before a config exists (recommend's
+    budget sketch): the rank stage only for adapters; warmup probes both values."""
+    return stages(protocol_of(1.0, 0.0, None if method == "full" else 1))
+
+
 def run_equivalents(proto: Protocol) -> tuple[float, float]:
     """(fewest, most) full-run equivalents of the protocol."""
     all_stages = stages(proto)

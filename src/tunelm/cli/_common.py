@@ -1,0 +1,65 @@
+"""What every command module shares: the parser that exits 2 with a hint, subcommands whose
+--help ends with examples, the config arguments, and small formatting helpers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+
+from ..errors import EXIT_BAD_INPUT
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse exits with 2 on bad arguments already; keep its message, add a hint."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\nRun '{self.prog} --help' for examples.\n")
+
+
+def examples(text: str) -> str:
+    return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
+
+
+def command(parent, name: str, help: str, examples_text: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with its examples."""
+    return parent.add_parser(name, help=help, epilog=examples(examples_text),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_config_args(p):
+    p.add_argument("config", help="YAML config (see presets/)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a field, e.g. --set train.learning_rate=3e-4 (repeatable)",
+    )
+
+
+def report_to(args) -> list[str]:
+    """--report-to as the override of train.report_to (validated with the config)."""
+    return [f"train.report_to={args.report_to}"] if args.report_to is not None else []
+
+
+def add_report_to(p):
+    p.add_argument("--report-to", metavar="TRACKERS",
+                   help="log every run to experiment trackers: none, or any of wandb, mlflow, "
+                        "tensorboard, comma-separated (train.report_to)")
+
+
+def one_of(flag: str, options: tuple[str, ...]):
+    """An argparse `type` that accepts one of `options` (the config's list of them) and says
+    which otherwise: `--metric must be one of auto, json, exact, none, got 'bleu'` (exit 2)."""
+
+    def check(value: str) -> str:
+        if value not in options:
+            raise argparse.ArgumentTypeError(f"{flag} must be one of {', '.join(options)}, "
+                                             f"got {value!r}")
+        return value
+
+    check.__name__ = flag.lstrip("-")  # argparse names the type in some messages
+    return check
+
+
+def fmt(x, spec=".4f"):
+    return "n/a" if x is None else format(x, spec)

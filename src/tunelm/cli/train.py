@@ -1,0 +1,54 @@
+"""`tunelm train CONFIG`: one fine-tuning run (`runner.run_trial`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._common import add_config_args, add_report_to, command, fmt, report_to
+
+
+def add(sub) -> None:
+    p = command(
+        sub, "train", "run one fine-tuning trial",
+        """
+            tunelm train presets/demo.yaml
+            tunelm train presets/tiny.yaml --set train.learning_rate=3e-3 --out runs/lr3e-3
+            tunelm train my.yaml --set data.train=data/train.jsonl --set model.name=Qwen/Qwen2.5-7B
+            tunelm train presets/tiny.yaml --report-to mlflow,tensorboard   # MLFLOW_TRACKING_URI
+        """,
+    )
+    add_config_args(p)
+    p.add_argument("--out", help="trial directory (default: runs/<config name>)")
+    add_report_to(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..config import load_config
+    from ..runner import run_trial
+
+    cfg = load_config(args.config, args.overrides + report_to(args))
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    result = run_trial(cfg, out, progress=not args.quiet)
+    _print_result(result, out)
+    return 0
+
+
+def _print_result(result: dict, out: Path) -> None:
+    task = result.get("task_metrics") or {}
+    base = result.get("baseline_task_metrics") or {}
+    lines = [
+        f"trial directory   {out}",
+        f"stop reason       {result['stop_reason']}",
+        f"best eval loss    {fmt(result['best_eval_loss'])} at step {result['best_step']}",
+        f"final eval loss   {fmt(result['final_eval_loss'])} at step {result['final_step']}",
+    ]
+    if "exact_match" in task:
+        lines.append(f"exact match       {task['exact_match']:.1%} (best checkpoint, n={task['n']})")
+    if "exact_match" in base:
+        lines.append(f"  base model      {base['exact_match']:.1%}")
+    lines.append(
+        f"throughput        {fmt(result['tokens_per_s'], '.0f')} tokens/s over "
+        f"{result['train_seconds']:.0f} s of training ({result['wall_seconds']:.0f} s in all)"
+    )
+    print("\n".join(lines))

@@ -1,0 +1,39 @@
+"""The process environment, set in one place: what the command line sets for itself (quiet
+libraries, no tokenizer threads fighting the trainer's), and what each local worker process
+gets (its GPU, or its share of the CPU cores)."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+QUIET = {"TOKENIZERS_PARALLELISM": "false"}  # tokenizers' threads compete with the trainer's
+
+
+def configure_process() -> None:
+    """For the `tunelm` command: quiet tokenizers' threads, FutureWarnings and Transformers'
+    progress bars (tunelm logs its own lines)."""
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def worker_env(index: int, workers: int, gpus: int, cores: int, base: dict) -> dict:
+    """The environment of local worker `index` of `workers`: one GPU each
+    (CUDA_VISIBLE_DEVICES), or on a CPU an equal share of the cores (OMP/MKL threads)."""
+    env = dict(base)
+    if gpus:
+        env["CUDA_VISIBLE_DEVICES"] = str(index)
+    else:
+        threads = str(max(1, cores // workers))
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OMP_WAIT_POLICY="PASSIVE")
+    env.update(QUIET)
+    return env

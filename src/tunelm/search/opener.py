@@ -1,0 +1,94 @@
+"""Opening a study: to run it (`open_study`: its strategy's sampler and pruner, its directory,
+heartbeats) or to read it (`load_study`: no sampler, no pruner, nothing created).
+
+The config travels with the study (a study attribute), so `tunelm search DIR` and
+`tunelm worker --storage URL --study NAME` need nothing else; so do the heartbeat and the pbt
+poll interval, which every worker of a study must share.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+
+from ..config import Config, from_dict
+from ..errors import ConfigError
+from .pruners import make_pruner
+from .space import dims_of
+from .storage import (
+    DB_FILE,
+    has_study_db,
+    locate,
+    make_storage,
+    read_study,
+    storage_url,
+    study_attrs,
+)
+from .strategies import strategy_named
+
+CONFIG_ATTR = "tunelm_config"
+
+
+def direction_of(cfg: Config) -> str:
+    return "maximize" if cfg.search.objective == "exact_match" else "minimize"
+
+
+def _no_study(out: Path) -> ConfigError:
+    return ConfigError(f"no study in {out} (no {DB_FILE}); start one with tunelm search CONFIG "
+                       "--out DIR, or give --storage URL --study NAME")
+
+
+def open_study(cfg: Config | None, out: Path, storage: str | None = None,
+               name: str | None = None, worker: int = 0) -> tuple[optuna.Study, Config]:
+    """Create the study, or load it (and its stored config when `cfg` is None), to run trials.
+    `worker` numbers the processes that share a study (0: the one that started it); each draws
+    from its own seed (search.seed + worker): workers with one seed would propose the same
+    trials."""
+    out = Path(out)
+    url = storage_url(out, storage)
+    name = name or out.name
+    if storage is None and cfg is None and not has_study_db(out):
+        raise _no_study(out)
+    if storage is None:
+        out.mkdir(parents=True, exist_ok=True)
+    explicit = cfg is not None
+    if cfg is None:
+        attrs = study_attrs(make_storage(url), name)
+        if attrs is None:
+            raise ConfigError(f"no study named {name!r} in {url}; start one with tunelm search "
+                              "CONFIG")
+        cfg = from_dict(attrs[CONFIG_ATTR])
+    rdb = make_storage(url, cfg.search.heartbeat_seconds)
+    strategy = strategy_named(cfg.search.strategy)
+    pruner = make_pruner(cfg.search.pruner if strategy.prunes else "none",
+                         cfg.train.eval_steps or 1, cfg.train.max_steps,
+                         curve=cfg.search.curve_pruner and strategy.prunes)
+    study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True,
+                                direction=direction_of(cfg),
+                                sampler=strategy.sampler(cfg.search, dims_of(cfg),
+                                                         cfg.search.seed + worker),
+                                pruner=pruner)
+    if CONFIG_ATTR not in study.user_attrs or explicit:
+        # the last `tunelm search CONFIG` defines the study (a larger --trials, say);
+        # workers read it from here
+        study.set_user_attr(CONFIG_ATTR, cfg.to_dict())
+        study.set_user_attr("study_dir", str(out.resolve()))
+    return study, cfg
+
+
+def load_study(target: str | Path, storage: str | None = None,
+               name: str | None = None) -> tuple[optuna.Study, Config]:
+    """An existing study and its config, to read (report, export, evaluate, transfer, best).
+    `target` is a study directory or a storage URL (`storage.locate`); `name` defaults to its
+    last path component (the directory's name). Builds no sampler and creates nothing."""
+    where = locate(target, storage)
+    if where.directory is not None and not has_study_db(where.directory):
+        raise _no_study(where.directory)
+    name = name or Path(str(target)).name
+    rdb = make_storage(where.url)
+    attrs = study_attrs(rdb, name)
+    if attrs is None or CONFIG_ATTR not in attrs:
+        raise ConfigError(f"no study named {name!r} in {where.url}; start one with tunelm "
+                          "search CONFIG")
+    return read_study(rdb, name), from_dict(attrs[CONFIG_ATTR])
