@@ -212,7 +212,7 @@ def test_cli_search_best_and_dry_run(small_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:  # argparse checks --strategy against the registry
         main(["-q", "search", str(cfg), "--strategy", "bogus", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
-    assert "--strategy must be one of grid, random, tpe, protocol, pbt, got 'bogus'" in \
+    assert "--strategy must be one of grid, random, tpe, protocol, pbt, adaptive, got 'bogus'" in \
         capsys.readouterr().err
     assert main(["best", str(tmp_path / "nothing")]) == 2
 
