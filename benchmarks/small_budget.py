@@ -161,15 +161,14 @@ def _sampler_trace(grid: Grid, name: str, seed: int) -> Trace:
     if not curve:
         return replay(grid, strategy, seed)
     # the same replay with the curve pruner composed as the tool composes it (search.curve_pruner)
-    # (`_replay.replay_optuna` imports make_pruner when it runs)
-    from tunelm.search import pruners
+    import _replay
 
-    original = pruners.make_pruner
-    pruners.make_pruner = lambda n, lo, hi: original(n, lo, hi, curve=True)
+    original = _replay.make_pruner
+    _replay.make_pruner = lambda n, lo, hi: original(n, lo, hi, curve=True)
     try:
         trace = replay(grid, strategy, seed)
     finally:
-        pruners.make_pruner = original
+        _replay.make_pruner = original
     trace.strategy = name
     return trace
 
