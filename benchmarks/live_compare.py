@@ -1,6 +1,6 @@
 """Live side by side on natural text no grid used: the system's manual pages, 20 minutes each.
 
-Today's default (`tpe`, Hyperband) against the new one (`adaptive`, curve pruner), one study
+The previous default (`tpe`, Hyperband) against the new one (`adaptive`, curve pruner), one study
 each, one after the other (never at the same time: they would share the cores), on the same
 data, the same recommended config and the same wall-clock budget (`--timeout`). Per study:
 trials finished, trials pruned (and why), best eval loss, and the trials' wall seconds.
@@ -33,8 +33,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 MAN_DIR = Path("/usr/share/man/man1")
 CONTENDERS = {  # label: search section overrides
-    "today (tpe + hyperband)": {"strategy": "tpe", "pruner": "hyperband"},
-    "new default (adaptive + curve pruner)": {"strategy": "adaptive", "pruner": "none"},
+    "before (tpe + hyperband)": {"strategy": "tpe", "pruner": "hyperband", "curve_pruner": False},
+    "new default (adaptive + curve pruner)": {"strategy": "adaptive", "pruner": "none",
+                                              "curve_pruner": True},
 }
 CAP = {"max_eval_examples": 48, "max_length": 256}
 
