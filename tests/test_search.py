@@ -105,7 +105,7 @@ def search_cfg(tiny_config):
     def make(**search):
         cfg = tiny_config(train={"max_steps": 8, "eval_steps": 2})
         raw = cfg.to_dict()
-        raw["search"].update({"space": SPACE, "pruner": "none", **search})
+        raw["search"].update({"space": SPACE, "pruner": "none", "curve_pruner": False, **search})
         return from_dict(raw)
     return make
 
@@ -212,7 +212,7 @@ def test_cli_search_best_and_dry_run(small_data, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:  # argparse checks --strategy against the registry
         main(["-q", "search", str(cfg), "--strategy", "bogus", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
-    assert "--strategy must be one of grid, random, tpe, protocol, pbt, got 'bogus'" in \
+    assert "--strategy must be one of grid, random, tpe, protocol, pbt, adaptive, got 'bogus'" in \
         capsys.readouterr().err
     assert main(["best", str(tmp_path / "nothing")]) == 2
 

@@ -54,7 +54,7 @@ def test_strategies_say_what_differs():
     assert strategy_named("tpe").first_trials(cfg, DIMS) == [
         ({"train.learning_rate": cfg.train.learning_rate, "lora.r": cfg.lora.r}, "recommended")]
     assert [s.name for s in ALL if s.needs_budget] == ["random", "tpe"]
-    assert [s.name for s in ALL if not s.workers_may_join] == ["protocol"]
+    assert [s.name for s in ALL if not s.workers_may_join] == ["protocol", "adaptive"]
     assert [s.name for s in ALL if not s.prunes] == ["pbt"]
 
 

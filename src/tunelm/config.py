@@ -158,11 +158,14 @@ class EvalConfig:
 class SearchConfig:
     space: dict = _f({}, "search space: {config.path: {type: float|int|categorical, low, high, "
                          "log, choices, when}}; empty: around this config's own values")
-    strategy: str = _f("tpe", strategy_help())
+    strategy: str = _f("adaptive", strategy_help())
     trials: int | None = _f(12, "total trials of the study (a resumed study counts the finished)")
     budget_hours: float | None = _f(None, "total device-hours (trial time x devices) of the study")
     timeout_minutes: float | None = _f(None, "wall-clock limit of this search session")
-    pruner: str = _f("hyperband", "none | median | successive_halving | hyperband (on eval steps)")
+    pruner: str = _f("none", "none | median | successive_halving | hyperband (on eval steps)")
+    curve_pruner: bool = _f(True, "stop a trial whose eval curve trails the best finished "
+                                  "trial's at the same steps by more than the measured noise "
+                                  "(beside search.pruner: whichever stops first)")
     objective: str = _f("eval_loss", "eval_loss (best of the run, minimised) | exact_match (maximised)")
     grid_points: int = _f(3, "grid: values per numeric dimension")
     keep_top: int = _f(1, "keep the best adapters of this many trials, delete the others")

@@ -2,19 +2,20 @@
 
 1. `recommend` on the contract-extraction task and SmolLM2-135M-Instruct: the starting config
    with the reason and source of every value, printed;
-2. a search around it (the staged protocol: three learning rates, rank r vs 2r, warmup if the
-   loss was spiky, then the final run), sized to about ten minutes on a 2-core CPU;
-3. the comparison on the eval set: the base model, the recommended config, a deliberately too
-   high learning rate (1e-2) and the best config found, each scored the same way (exact match of
-   the parsed JSON, eval loss) by `tunelm.evaluate`;
+2. a search around it with the default strategy (`adaptive`: the recommended config in full,
+   then the learning rate either side, each stopped early by the curve pruner once its eval
+   curve trails the best finished one beyond the measured noise), a budget of 3 trials;
+3. the comparison on the eval set: the base model, the recommended config and the best config
+   found, scored the same way (exact match of the parsed JSON, eval loss) by `tunelm.evaluate`;
+   beside it, what the search tried: every trial, where it stopped and why;
 4. the study's HTML report.
 
 Everything lands in the study directory (runs/demo): the study, one directory per trial, the
-comparison runs under compare/, demo.json with the table, and report.html.
+scores under compare/, demo.json with both tables and the time each part took, and report.html.
 
-The CPU sizing: every run, trial and comparison alike, is capped at the same number of steps
-(`steps`, 40 by default: 160 examples at batch 4); that cap is the only change to the
-recommended config apart from a shorter eval set, and it is the same for all of them.
+The CPU sizing: every trial is capped at the same number of steps (`steps`, 40 by default: 160
+examples at batch 4), evaluated 4 times on the held-out set; that cap is the only change to the
+recommended config apart from a shorter eval set, and it is the same for every trial.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .errors import ConfigError, TrainingError
 from .files import write_text_atomic
 
 log = logging.getLogger("tunelm.demo")
-TOO_HIGH_LR = 1e-2
+LR, RANK, WARMUP = "train.learning_rate", "lora.r", "train.warmup_ratio"
 
 
 @dataclass
@@ -38,11 +39,14 @@ class DemoResult:
     recommendation: str
     search: object
     rows: list[dict] = field(default_factory=list)  # label, learning_rate, exact_match, eval_loss
+    tried: list[dict] = field(default_factory=list)  # every trial of the search
     report: Path | None = None
     seconds: float = 0.0
+    split: dict = field(default_factory=dict)  # seconds per part
 
 
-def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: int):
+def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: int,
+                trials: int):
     """The recommended config for the demo task, capped for a CPU; returns (config, text)."""
     from .config import from_dict
     from .recommend import Request, recommend, to_text
@@ -54,106 +58,112 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
     # eval loss on the whole held-out set: the search chooses on the data the comparison scores
     raw["data"].update(train=paths["train"], eval=paths["eval"], max_eval_examples=eval_size)
     raw["data"].pop("task", None)
-    raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 5))
+    # 4 evaluations a run: the curve pruner needs 2 in a row behind, so a loser stops at half
+    raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 4))
     # runs judge themselves by eval loss; exact match is scored once per model at the end
     raw["eval"] = {"metric": "none", "max_examples": eval_size, "batch_size": 20,
                    "max_new_tokens": 96}
-    raw["search"] = {"strategy": "protocol", "pruner": "none", "trials": None,
-                     "timeout_minutes": None, "keep_top": 8}
+    raw["search"] = {"strategy": "adaptive", "pruner": "none", "curve_pruner": True,
+                     "trials": trials, "timeout_minutes": None, "keep_top": trials}
     return from_dict(raw), to_text(rec)
 
 
 def run_demo(out: str | Path = "runs/demo", *, model: str = "smollm2-135m",
-             train_size: int = 200, eval_size: int = 40, steps: int = 40) -> DemoResult:
+             train_size: int = 200, eval_size: int = 40, steps: int = 40,
+             trials: int = 3) -> DemoResult:
     """Recommend, search, compare and report on the embedded default (see the module doc)."""
-    from .evaluate import evaluate_run
-    from .runner import run_trial
     from .search import run_search
-    from .search.space import apply
-    from .search.study import run_fixed_trial
 
-    if steps < 10:
-        raise ConfigError(f"--steps must be >= 10 (the protocol probes 20% of them), got {steps}")
+    if steps < 8:
+        raise ConfigError(f"--steps must be >= 8 (4 evaluations of at least 2 steps), got {steps}")
+    if trials < 1:
+        raise ConfigError(f"--trials must be >= 1, got {trials}")
     started = time.time()
     out = Path(out)
     if (out / "study.db").exists():
         raise ConfigError(f"{out} already holds a demo study; remove it or give --out NEW_DIR")
     out.mkdir(parents=True, exist_ok=True)
-    cfg, text = demo_config(out, model, train_size, eval_size, steps)
+    cfg, text = demo_config(out, model, train_size, eval_size, steps, trials)
     log.info("the recommendation for %s on the contract-extraction task:\n%s", model, text)
     write_text_atomic(out / "recommendation.txt", text)
+    split = {"recommend": round(time.time() - started, 1)}
 
-    log.info("search: the staged protocol around the recommendation, %d steps a full run", steps)
+    log.info("search: the adaptive default around the recommendation, %d trials of at most %d "
+             "steps", trials, steps)
+    mark = time.time()
     search = run_search(cfg, out, live=True)
+    split["search"] = round(time.time() - mark, 1)
     if search.best_trial_dir is None:
         raise TrainingError(f"the demo search finished no trial; see {out}/trials")
-    best_params = search.best_params
-
-    # The recommended config at full length joins the study when the protocol moved away from
-    # it: the search then keeps the better of the two by eval loss, as a careful tuner keeps the
-    # baseline among the candidates (short probes favour high learning rates).
-    recommended = {"train.learning_rate": cfg.train.learning_rate, "lora.r": cfg.lora.r,
-                   "train.warmup_ratio": cfg.train.warmup_ratio}
-    pick, searched = dict(search.best_params), search.stop_reason
-    if any(pick.get(k) != v for k, v in recommended.items()):
-        log.info("the protocol picked %s; the recommended config runs in full beside it",
-                 json.dumps({k: pick.get(k) for k in recommended}))
-        search = run_fixed_trial(out, recommended, tag="recommended")
-    by_tag = {r["tag"]: r for r in search.trials if r["state"] == "COMPLETE"}
-    rec_row = by_tag.get("recommended") or by_tag.get("final")
-    runs = {"best found": Path(search.best_trial_dir), "recommended": Path(rec_row["trial_dir"])}
-    best_params = search.best_params
-    best_tag = next((r["tag"] for r in search.trials
-                     if r["trial_dir"] == search.best_trial_dir), None)
-
-    # the deliberately bad comparison stays outside the study
-    stopped = {}
-    label = "too-high lr (1e-2)"
-    runs[label] = out / "compare" / "too-high"
-    log.info("comparison run: learning rate %g", TOO_HIGH_LR)
-    try:
-        run_trial(apply(cfg, {"train.learning_rate": TOO_HIGH_LR}), runs[label], progress=False)
-    except TrainingError as exc:
-        stopped[label] = exc.result.get("stop_reason") if exc.result else str(exc)
-
-    # every model scored the same way, on the same held-out file; a run directory only once
-    scores: dict[Path, dict] = {}
-    rows = []
-    for label in ["best found", "recommended", "too-high lr (1e-2)"]:
-        run_dir = runs[label]
-        if not (run_dir / "best").exists():
-            rows.append({"label": label, "learning_rate": _lr_of(run_dir), "exact_match": None,
-                         "eval_loss": None, "note": f"no checkpoint: {stopped.get(label)}"})
-            continue
-        if run_dir not in scores:
-            scores[run_dir] = evaluate_run(run_dir, cfg.data.eval, metric="json",
-                                           baseline=label == "best found",
-                                           out=out / "compare" / f"eval-{len(scores)}")
-        models = scores[run_dir]["models"]
-        if "base" in models and not rows:
-            rows.append(_row("base model", None, models["base"]))
-        note = stopped.get(label)
-        if label == "best found":
-            note = {"final": "the protocol's final run", "recommended": "the recommended config, "
-                    "kept: the protocol's pick was worse at full length"}.get(best_tag, best_tag)
-        rows.append(_row(label, _lr_of(run_dir), models["tuned"], note))
-    order = ["base model", "recommended", "too-high lr (1e-2)", "best found"]
-    rows.sort(key=lambda r: order.index(r["label"]))
-    result = DemoResult(out, text, search, rows, seconds=round(time.time() - started, 1))
+    tried = tried_rows(search.trials)
+    mark = time.time()
+    rows = compare(search, cfg.data.eval, out)
+    split["scoring"] = round(time.time() - mark, 1)
+    result = DemoResult(out, text, search, rows, tried, split=split)
+    mark = time.time()
     try:
         from .report import write_report
 
         result.report = write_report(out)
     except Exception as exc:  # noqa: BLE001 - the comparison stands without the report
         log.warning("the report could not be written: %s", exc)
+    split["report"] = round(time.time() - mark, 1)
     result.seconds = round(time.time() - started, 1)
+    log.info("what the search tried:\n%s", tried_table(tried))
     write_text_atomic(out / "demo.json", json.dumps(
-        {"rows": rows, "best_params": best_params, "best_tag": best_tag,
-         "protocol_pick": pick, "stop_reason": searched,
+        {"rows": rows, "tried": tried, "best_params": search.best_params,
+         "stop_reason": search.stop_reason,
          "report": str(result.report) if result.report else None, "seconds": result.seconds,
-         "steps": steps, "train_size": train_size, "eval_size": eval_size, "model": model},
-        indent=2) + "\n")
+         "split_seconds": split, "steps": steps, "trials": trials, "train_size": train_size,
+         "eval_size": eval_size, "model": model}, indent=2) + "\n")
     return result
+
+
+def compare(search, eval_file: str, out: Path) -> list[dict]:
+    """Base model, recommended config and best found, scored the same way on the held-out file;
+    a run directory is scored once (the best found is often the recommended config itself)."""
+    from .evaluate import evaluate_run
+
+    rec = next((r for r in search.trials if r["tag"] == "recommended"), None)
+    best_dir = Path(search.best_trial_dir)
+    runs = [("best found", best_dir)]
+    if rec is not None and rec["state"] == "COMPLETE" and Path(rec["trial_dir"]) != best_dir:
+        runs.insert(0, ("recommended", Path(rec["trial_dir"])))
+    rows = []
+    for i, (label, run_dir) in enumerate(runs):
+        scored = evaluate_run(run_dir, eval_file, metric="json", baseline=i == 0,
+                              out=out / "compare" / f"eval-{i}")["models"]
+        if i == 0:
+            rows.append(_row("base model", None, scored["base"]))
+        rows.append(_row(label, _lr_of(run_dir), scored["tuned"]))
+    best = rows[-1]
+    if len(runs) == 1:  # the search kept the recommended config (or it did not finish)
+        kept = rec is not None and Path(rec["trial_dir"]) == best_dir
+        best["note"] = ("the recommended config: no neighbour beat it" if kept else
+                        f"the recommended config did not finish: {rec and rec['prune_reason']}")
+        if kept:
+            rows.insert(1, {**best, "label": "recommended", "note": "the same run as best found"})
+    else:
+        best["note"] = _brief(search.best_params)
+    return rows
+
+
+def tried_rows(trials: list[dict]) -> list[dict]:
+    """Every trial the search ran: its values, how it ended, the best eval loss it reached on
+    the held-out set before it ended (its result.json) and its cost."""
+    out = []
+    for t in trials:
+        if t.get("not_run"):
+            continue
+        p = t["params"] or {}
+        done = Path(t["trial_dir"] or "") / "result.json"
+        result = json.loads(done.read_text()) if t["trial_dir"] and done.exists() else {}
+        out.append({"trial": t["number"], "tag": t["tag"], "learning_rate": p.get(LR),
+                    "rank": p.get(RANK), "warmup": p.get(WARMUP), "state": t["state"],
+                    "eval_loss": result.get("best_eval_loss", t["value"]),
+                    "steps": result.get("final_step"), "seconds": t["cost_seconds"],
+                    "why_stopped": t["prune_reason"]})
+    return out
 
 
 def _lr_of(run_dir: Path) -> float | None:
@@ -169,6 +179,11 @@ def _row(label: str, lr, scored: dict, note: str | None = None) -> dict:
             "eval_loss": scored.get("eval_loss"), "note": note}
 
 
+def _brief(params: dict) -> str:
+    return ", ".join(f"{k.split('.')[-1]} {v:.3g}" for k, v in params.items()
+                     if k in (LR, RANK, WARMUP))
+
+
 def table(rows: list[dict]) -> str:
     """The comparison as a terminal table."""
     lines = [f"{'':<22} {'learning rate':>13} {'exact match':>12} {'eval loss':>10}"]
@@ -178,4 +193,18 @@ def table(rows: list[dict]) -> str:
         loss = "n/a" if r["eval_loss"] is None else f"{r['eval_loss']:.4f}"
         lines.append(f"{r['label']:<22} {lr:>13} {em:>12} {loss:>10}"
                      + (f"  ({r['note']})" if r.get("note") else ""))
+    return "\n".join(lines)
+
+
+def tried_table(tried: list[dict]) -> str:
+    """The search's trials as a terminal table (eval loss: the best the trial reached on the
+    held-out set before it ended)."""
+    lines = [f"{'trial':>5}  {'learning rate':>13} {'rank':>4} {'state':<9} {'steps':>5} "
+             f"{'eval loss':>10} {'seconds':>7}  why it stopped"]
+    for t in tried:
+        lr = "" if t["learning_rate"] is None else f"{t['learning_rate']:.2e}"
+        loss = "n/a" if t["eval_loss"] is None else f"{t['eval_loss']:.4f}"
+        secs = "" if t["seconds"] is None else f"{t['seconds']:.0f}"
+        lines.append(f"{t['trial']:>5}  {lr:>13} {t['rank'] or '':>4} {t['state']:<9} "
+                     f"{t['steps'] or '':>5} {loss:>10} {secs:>7}  {t['why_stopped'] or ''}")
     return "\n".join(lines)

@@ -25,13 +25,15 @@ def add(sub) -> None:
 
 
 def run(args) -> int:
-    from ..demo import run_demo, table
+    from ..demo import run_demo, table, tried_table
 
     result = run_demo(args.out, model=args.model, train_size=args.train, eval_size=args.eval,
                       steps=args.steps)
     print(f"\nthe comparison on {args.eval} held-out contracts (exact match of the parsed JSON; "
           "eval loss on the completion tokens):")
     print(table(result.rows))
+    print("\nwhat the search tried (eval loss: the best each trial reached before it ended):")
+    print(tried_table(result.tried))
     print(f"\nstudy directory   {result.out}")
     if result.report:
         print(f"report            {result.report}")

@@ -25,6 +25,7 @@ from ..models import gpu_count
 from ..runner import run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
 from .budget import COST_ATTR
+from .curve_pruner import recorded_reason
 from .space import Dimension, apply, suggest
 
 log = logging.getLogger("tunelm.search")
@@ -143,8 +144,9 @@ class TrialObjective:
                 cfg = apply(cfg, {"train.batch_size": bs, "train.grad_accum": acc})
         self._record(trial, result, started, oom_retries)
         if pruned_at is not None:
-            trial.set_user_attr("prune_reason", f"pruned at step {pruned_at} by the "
-                                "pruner (eval loss behind the other trials at that step)")
+            trial.set_user_attr("prune_reason", recorded_reason(trial) or (  # the curve pruner's
+                f"pruned at step {pruned_at} by the pruner (eval loss behind the other trials "
+                "at that step)"))
             mark_pruned(result, pruned_at)
             raise optuna.TrialPruned(f"pruned at step {pruned_at}")
         return self.value_of(result)

@@ -62,7 +62,8 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
     rdb = make_storage(url, cfg.search.heartbeat_seconds)
     strategy = strategy_named(cfg.search.strategy)
     pruner = make_pruner(cfg.search.pruner if strategy.prunes else "none",
-                         cfg.train.eval_steps or 1, cfg.train.max_steps)
+                         cfg.train.eval_steps or 1, cfg.train.max_steps,
+                         curve=cfg.search.curve_pruner and strategy.prunes)
     study = optuna.create_study(storage=rdb, study_name=name, load_if_exists=True,
                                 direction=direction_of(cfg),
                                 sampler=strategy.sampler(cfg.search, dims_of(cfg),

@@ -64,8 +64,10 @@ class DivergencePruner(BasePruner):
         return bool(self.inner and self.inner.prune(loss_view(study), trial))
 
 
-def make_pruner(name: str, min_steps: int, max_steps: int | None) -> BasePruner:
-    """The pruner `name` on step fidelity, always wrapped in the divergence pruner."""
+def make_pruner(name: str, min_steps: int, max_steps: int | None,
+                curve: bool = False) -> BasePruner:
+    """The pruner `name` on step fidelity, always wrapped in the divergence pruner; with
+    `curve`, the curve pruner (`search.curve_pruner`) in front of it: whichever stops first."""
     min_steps = max(1, min_steps)
     inner: BasePruner | None
     if name == "none":
@@ -83,4 +85,8 @@ def make_pruner(name: str, min_steps: int, max_steps: int | None) -> BasePruner:
         from ..errors import ConfigError
 
         raise ConfigError(f"search.pruner must be one of {', '.join(PRUNER_NAMES)}, got {name!r}")
+    if curve:
+        from .curve_pruner import CurvePruner
+
+        inner = CurvePruner(inner, direction="minimize")  # it reads eval losses
     return DivergencePruner(inner)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...errors import ConfigError
+from .adaptive import AdaptiveSearch
 from .base import SearchStrategy, Session
 from .grid import GridSearch
 from .pbt import PBTSearch
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ...config import SearchConfig
 
 ALL: tuple[SearchStrategy, ...] = (GridSearch(), RandomSearch(), TPESearch(), ProtocolSearch(),
-                                   PBTSearch())
+                                   PBTSearch(), AdaptiveSearch())
 REGISTRY: dict[str, SearchStrategy] = {s.name: s for s in ALL}
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
