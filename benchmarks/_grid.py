@@ -112,8 +112,8 @@ def run_config(cfg_dict: dict, params: dict, out: Path, loaded) -> dict:
 def record(task: str, out_path: Path, work: Path, cap: dict, loaded_holder: dict,
            limit: int | None = None, echo=print) -> dict:
     """Run every grid point of `task` not yet in `out_path`; rewrite the file after each run."""
+    from tunelm.base_model import load_base_model
     from tunelm.config import from_dict
-    from tunelm.models import load_base_model
 
     cfg, base = task_config(task, work, cap)
     data = json.loads(out_path.read_text()) if out_path.exists() else {}

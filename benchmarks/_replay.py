@@ -339,7 +339,7 @@ def replay_protocol(grid: Grid, seed: int = 0) -> Trace:
 
     def run_one(params: dict, tag: str, fraction: float) -> Curve:
         run = grid.run_of(params)
-        steps = max(1, math.ceil(grid.planned_steps * fraction))  # as runner.plan does
+        steps = max(1, math.ceil(grid.planned_steps * fraction))  # as tunelm.plan does
         failed = run.diverged and run.final_step <= steps
         track.add(run, run.cost_to(steps), finished_full=fraction >= 1.0 and not failed)
         return Curve(params=params, eval_losses=run.evals_to(steps),

@@ -29,7 +29,7 @@ def timed(fn, repeats=3):
 def main() -> int:
     import torch
 
-    from tunelm.models import cpu_has_fast_bf16
+    from tunelm.base_model import cpu_has_fast_bf16
 
     a, b = torch.randn(512, 576), torch.randn(576, 1536)
 

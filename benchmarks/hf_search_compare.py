@@ -147,8 +147,8 @@ def run_hf(cfg_dict: dict, space: dict, work: Path, minutes: float) -> dict:
 
     from tunelm.config import from_dict
     from tunelm.data import Collator, ListDataset, prepare
-    from tunelm.models import lora_kwargs
-    from tunelm.runner.plan import plan_steps
+    from tunelm.hf_args import lora_kwargs
+    from tunelm.plan import plan_steps
     from tunelm.runner.trial import training_arguments
 
     cfg = from_dict(cfg_dict)

@@ -68,7 +68,7 @@ def main() -> int:
 
     hf_logging.set_verbosity_error()
     logging.getLogger("tunelm").setLevel(logging.WARNING)
-    from tunelm.models import load_base_model
+    from tunelm.base_model import load_base_model
     from tunelm.recommend import Request, recommend
 
     record = {"steps": args.steps, "grid": GRID, "tasks": {}}

@@ -86,9 +86,9 @@ def run_pbt(cfg_dict: dict, out: Path) -> dict:
 
 
 def run_singles(cfg_dict: dict, out: Path) -> dict:
+    from tunelm.base_model import load as load_for
     from tunelm.config import from_dict
     from tunelm.errors import TrainingError
-    from tunelm.models import load_for
     from tunelm.runner import run_trial
     from tunelm.search.pbt_run import strategy_of
     from tunelm.search.space import apply, dims_of

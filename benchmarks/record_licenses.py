@@ -145,7 +145,7 @@ def record_grid(work: Path, holder: dict, exponents=LR_EXPONENTS) -> None:
 
 def load(holder: dict, cfg) -> None:
     if "loaded" not in holder:
-        from tunelm.models import load_base_model
+        from tunelm.base_model import load_base_model
 
         holder["loaded"] = load_base_model(cfg.model, "fp32", "cpu")[:2]
 

@@ -47,7 +47,7 @@ def same_batches(cfg, model, tokenizer, train, precision, device):
     from transformers import Trainer
 
     from tunelm.data import Collator, ListDataset
-    from tunelm.runner.plan import plan_steps
+    from tunelm.plan import plan_steps
     from tunelm.runner.trial import training_arguments
 
     plan = plan_steps(cfg.train, len(train))
@@ -63,9 +63,9 @@ def bare_loop(cfg, base, tokenizer, train, precision: str, device: str) -> dict:
     import torch
     from transformers import get_scheduler
 
-    from tunelm.models import attach_method
+    from tunelm.base_model import attach_method
+    from tunelm.plan import plan_steps
     from tunelm.runner.evaluate import autocast
-    from tunelm.runner.plan import plan_steps
 
     torch.manual_seed(cfg.train.seed)
     model = attach_method(base, cfg)
@@ -113,8 +113,8 @@ def main() -> int:
     hf_logging.set_verbosity_error()
     logging.getLogger("tunelm").setLevel(logging.WARNING)
 
+    from tunelm.base_model import device_type, load_base_model, resolve_precision
     from tunelm.data import prepare
-    from tunelm.models import device_type, load_base_model, resolve_precision
     from tunelm.runner import run_trial
 
     cfg = make_config(args)

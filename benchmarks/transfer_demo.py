@@ -58,7 +58,7 @@ def proxy_config(model: str, work: Path, steps: int):
     raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 4),
                         early_stopping_patience=None)
     raw["eval"] = {"metric": "none", "baseline": False}
-    raw["search"] = {"strategy": "grid", "pruner": "none", "trials": None, "keep_top": 1,
+    raw["search"] = {"strategy": "grid", "pruner": "none", "curve_pruner": False, "trials": None, "keep_top": 1,
                      "space": {"train.learning_rate": {"type": "categorical", "choices": grid}}}
     return from_dict(raw), grid
 

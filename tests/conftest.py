@@ -91,13 +91,16 @@ def require_real(what: str, present: bool, hint: str) -> None:
 # Decided here, not by a decorator in each file, so that a new training test in a listed file or
 # with a listed fixture is marked without anyone remembering to. Names are "file::function".
 INTEGRATION_FILES = {"test_demo.py", "test_distributed.py", "test_dashboard.py",
-                     "test_report_browser.py", "test_train.py"}
+                     "test_report_browser.py", "test_train.py", "test_data_packing.py",
+                     "test_api.py"}
 # small_data: every tiny-model config (tiny_config, config files) is built on it; the others build
 # a study, a run or a model once per module, or start a server or a browser
 INTEGRATION_FIXTURES = {"small_data", "study_dir", "tiny_run", "proxy_study", "model_dir",
                         "postgres_url", "browser"}
 # tests that load a model or train without any of those fixtures
 INTEGRATION_TESTS = {
+    "test_data_sources.py::test_malformed_parquet_exits_2_with_the_reason",
+    "test_data_sources.py::test_a_missing_split_exits_2_with_the_reason",
     "test_models.py::test_local_directory_round_trip",
     "test_models.py::test_lora_variants",
     "test_models.py::test_full_fine_tuning_trains_everything",

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tunelm.base_model import load_base_model
 from tunelm.cli import main
 from tunelm.errors import ConfigError, TrainingError
 from tunelm.lr_find import (
@@ -20,7 +21,6 @@ from tunelm.lr_find import (
     steepest,
     valley,
 )
-from tunelm.models import load_base_model
 
 # ----------------------------------------------------------------------------------------------
 # The rules, on synthetic curves
@@ -212,7 +212,7 @@ def test_lr_find_leaves_the_model_as_it_was(tiny_config, tmp_path, method):
 
 
 def test_lr_find_turns_gradient_checkpointing_back_off(tiny_config, tmp_path):
-    from tunelm.lr_find.runner import _checkpointing
+    from tunelm.base_model import checkpointing_on as _checkpointing
 
     cfg = tiny_config(train={"gradient_checkpointing": True})
     base, tok, _ = load_base_model(cfg.model, "fp32", "cpu")

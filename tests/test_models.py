@@ -125,20 +125,6 @@ def test_qlora_on_a_cpu_is_refused_when_the_model_loads():
         load_base_model(cfg.model, "fp32", "cpu")
 
 
-def test_the_old_model_names_still_resolve():
-    """search/ and benchmarks/ import these from tunelm.models; they are base_model's now."""
-    import tunelm.base_model
-    import tunelm.hf_args
-    import tunelm.models
-
-    assert tunelm.models.load_for is tunelm.base_model.load
-    assert tunelm.models.gpu_count is tunelm.base_model.gpu_count
-    assert tunelm.models.lora_kwargs is tunelm.hf_args.lora_kwargs
-    with pytest.raises(AttributeError):
-        tunelm.models.no_such_name  # noqa: B018
-
-
-@pytest.mark.parametrize("method", ["lora", "full"])
 def test_a_trial_hands_a_lent_base_model_back_unchanged(tiny_config, tmp_path, method):
     """A worker lends one base model to every trial: after a trial it is as it was, weights,
     flags, modules, checkpointing and mode, whether the trial finished or failed."""

@@ -1,5 +1,5 @@
 from tunelm.config import TrainConfig
-from tunelm.runner.plan import plan_steps
+from tunelm.plan import plan_steps
 
 
 def test_steps_from_epochs_and_batch():

@@ -82,7 +82,8 @@ def test_estimate_dry_run_and_recommend_agree_on_the_protocol(capsys):
     """Wrong answer 3: the budget sketch counted two rank probes (2.0 full runs) where the
     estimate counted one (1.8), and the dry run printed its own prose."""
     from tunelm.recommend.facts import model_facts
-    from tunelm.recommend.rules import DatasetFacts, budget_sketch
+    from tunelm.recommend.gather import DatasetFacts
+    from tunelm.recommend.rules import budget_sketch
 
     cfg = cfg_of(strategy="protocol")
     fewest, most = run_equivalents(cfg)

@@ -23,6 +23,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from .errors import ConfigError
+from .search.location import is_url
 from .search.strategies import NAMES as STRATEGIES
 from .search.strategies import config_problems as strategy_problems
 from .search.strategies import help_line as strategy_help
@@ -548,7 +549,7 @@ def _resolved(value: str, roots: list[Path], model: bool) -> str:
     if model and (value.lower() in EMBEDDED_NAMES or value == "tiny" or value.startswith("tiny:")):
         return value
     path = Path(value)
-    if not value.strip() or "://" in value or path.is_absolute() or value.startswith("~"):
+    if not value.strip() or is_url(value) or path.is_absolute() or value.startswith("~"):
         return value
     for root in roots:
         if (root / path).exists():

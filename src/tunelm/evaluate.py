@@ -82,13 +82,12 @@ def resolve(target: str, study_name: str | None = None) -> Target:
 def _best_trial_dir(target: str, path: Path, study_name: str | None):
     from optuna.trial import TrialState
 
-    from .search import open_study
+    from .search.opener import load_study
 
     storage = target if is_storage_url(target) else None
     if storage and not study_name:
         raise ConfigError("a storage URL needs --study NAME (the study to read)")
-    study, _ = open_study(None, path if storage is None else Path(study_name), storage,
-                          study_name)
+    study, _ = load_study(path if storage is None else storage, storage, study_name)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise ConfigError(f"study {study.study_name!r} has no finished trial yet; run "
                           "tunelm search until one finishes, or evaluate a run directory")

@@ -205,22 +205,3 @@ def load_tokenizer(source: ModelSource, trust_remote_code=False, revision=None):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
-
-
-# Names that moved to `base_model` (loading, precision and device, the fine-tuning method) and
-# `hf_args` (the LoRA mapping), still importable from here for callers outside the package's
-# own modules (search/, benchmarks/); resolved on first use, so this module imports neither.
-_MOVED = {"load_for": ("base_model", "load"), "load_base_model": ("base_model", None),
-          "attach_method": ("base_model", None), "count_parameters": ("base_model", None),
-          "gpu_count": ("base_model", None), "device_type": ("base_model", None),
-          "resolve_precision": ("base_model", None), "cpu_has_fast_bf16": ("base_model", None),
-          "lora_kwargs": ("hf_args", None)}
-
-
-def __getattr__(name: str):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    module, new = _MOVED[name]
-    return getattr(importlib.import_module(f"tunelm.{module}"), new or name)

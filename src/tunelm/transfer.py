@@ -35,8 +35,9 @@ from .config import Config, apply_overrides, from_dict, parse_overrides
 from .errors import ConfigError, TrainingError
 from .files import write_text_atomic
 from .recommend import ModelFacts, formula_lr, model_facts
-from .recommend.rules import cite
+from .recommend.advice import cite
 from .search.location import is_storage_url
+from .search.strategies import strategy_named
 
 log = logging.getLogger("tunelm.transfer")
 LR, RANK = "train.learning_rate", "lora.r"
@@ -200,9 +201,10 @@ def target_config(proxy_cfg: Config, to_model: str, top: int, overrides=()) -> C
     (`tunelm search` on the new study then finds nothing left to do)."""
     raw = apply_overrides(proxy_cfg.to_dict(), parse_overrides(list(overrides)))
     raw["model"]["name"] = to_model
-    raw["search"].update(pruner="none", trials=top, budget_hours=None, timeout_minutes=None,
+    raw["search"].update(pruner="none", curve_pruner=False, trials=top, budget_hours=None,
+                         timeout_minutes=None,
                          workers=1, isolate=False, keep_top=max(1, proxy_cfg.search.keep_top))
-    if raw["search"]["strategy"] == "protocol":
+    if not strategy_named(raw["search"]["strategy"]).local_workers:
         raw["search"]["strategy"] = "random"  # enqueued trials only; no stages to resume
     return from_dict(raw)
 
@@ -252,7 +254,8 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
     """
     from .search.budget import Budget
     from .search.live import LiveTable
-    from .search.objective import TrialRunner
+    from .search.objective import TrialObjective
+    from .search.opener import load_study
     from .search.space import dims_of
     from .search.study import keep_top, open_study, storage_url
 
@@ -269,7 +272,7 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
         raise ConfigError(f"--from {text}: no study there (no study.db); give a study directory "
                           "that `tunelm search` wrote, or a storage URL with --study NAME")
     target_facts = model_facts(to_model)  # an unknown model fails here, before any work
-    proxy, proxy_cfg = open_study(None, Path(text), url, study_name)
+    proxy, proxy_cfg = load_study(text, url, study_name)
     ranked = _ranked(proxy)
     proxy_facts = model_facts(proxy_cfg.model.name)
     cfg = target_config(proxy_cfg, to_model, top, overrides or ())
@@ -326,7 +329,7 @@ def run_transfer(from_study: str | Path, to_model: str, top: int = 3, fraction: 
     log.info("transfer: %d configs of %s (%s) to %s (%s), %.0f%% of the planned steps each",
              len(configs), proxy.study_name, proxy_cfg.model.name, to_model, method,
              100 * fraction)
-    runner = TrialRunner(cfg, dims_of(cfg), out, cfg.search.objective, progress=progress)
+    runner = TrialObjective(cfg, dims_of(cfg), out, cfg.search.objective, progress=progress)
     live = LiveTable(Budget(trials=top))
     study.optimize(runner, n_trials=len(configs), callbacks=[live], catch=(Exception,),
                    gc_after_trial=True)

@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..base_model import checkpointing_on as _checkpointing  # noqa: F401 (test_lr_find reads it)
 from ..config import Config
 from ..errors import ConfigError, TrainingError
 from ..files import write_text_atomic

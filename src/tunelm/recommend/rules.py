@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import sources as S
-from .advice import Advice, cite  # noqa: F401 (cite: transfer.py reads it here)
+from .advice import Advice
 from .facts import ModelFacts
 from .memory import largest_micro_batch
 
@@ -317,17 +317,3 @@ def budget_sketch(facts: ModelFacts, data: DatasetFacts, epochs: int, method: st
         "plan": f"{', '.join(s.what for s in always)} (probes on 20% of the steps), "
                 "evaluation, and 20% in reserve",
     }
-
-
-# Names search/estimate.py imports from here; their home is advice.py and gather.py now.
-_MOVED = {"Request": "advice", "DatasetFacts": "gather", "dataset_facts": "gather",
-          "_local_tokenizer": "gather"}
-
-
-def __getattr__(name: str):
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    module = importlib.import_module(f"{__package__}.{_MOVED[name]}")
-    return getattr(module, "local_tokenizer" if name == "_local_tokenizer" else name)

@@ -231,7 +231,7 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
     `best_yaml` is where the report's best configuration is written (the commands name it).
     Raises ConfigError (exit code 2) when there is no such study.
     """
-    from ..search import open_study
+    from ..search.opener import load_study
     from ..search.study import storage_url, summarize
 
     if study_dir is None and storage is None:
@@ -239,7 +239,7 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
 
         raise ConfigError("a report needs a study directory, or --storage URL --study NAME")
     out = Path(study_dir) if study_dir is not None else Path(study_name or "study")
-    study, cfg = open_study(None, out, storage, study_name)
+    study, cfg = load_study(out, storage, study_name)
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
     direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
     states = {t.number: trial_state(t) for t in trials}

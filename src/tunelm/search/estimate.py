@@ -22,18 +22,20 @@ def run_equivalents(cfg: Config, dims=None) -> tuple[float, float] | None:
 
 def estimate_cost(cfg: Config, dims=None) -> dict:
     """Hours of one full run and of the study (pruning only makes it cheaper)."""
+    from ..base_model import gpu_count
     from ..data import resolve_paths
-    from ..models import gpu_count
+    from ..plan import plan_steps
+    from ..recommend.advice import Request
     from ..recommend.facts import model_facts
-    from ..recommend.rules import Request, _local_tokenizer, dataset_facts, throughput_estimate
-    from ..runner.plan import plan_steps
+    from ..recommend.gather import dataset_facts, local_tokenizer
+    from ..recommend.rules import throughput_estimate
 
     facts = model_facts(cfg.model.name)
     gpus = gpu_count()
     with tempfile.TemporaryDirectory() as tmp:
         train, _ = resolve_paths(cfg.data, Path(tmp))
         data = dataset_facts(Request(model=cfg.model.name, data=train),
-                             tokenizer=_local_tokenizer(cfg.model.name))
+                             tokenizer=local_tokenizer(cfg.model.name))
     tokens_per_seq = min(data.avg_tokens, cfg.data.max_length)
     plan = plan_steps(cfg.train, data.examples, world_size=max(1, gpus))
     tps, how = throughput_estimate(facts, cfg.model.method, max(1, gpus), gpus > 0)

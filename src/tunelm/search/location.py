@@ -25,9 +25,14 @@ class Location:
         return self.directory is None
 
 
+def is_url(text: str) -> bool:
+    """True for any URL (scheme://...): a storage URL, or a remote file a config may name."""
+    return "://" in str(text)
+
+
 def is_storage_url(text: str) -> bool:
     """True for a storage URL (sqlite:///..., postgresql://...), False for a directory path."""
-    return "://" in str(text)
+    return is_url(text)
 
 
 def storage_url(out: str | Path, storage: str | None = None) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path
 import optuna
 from transformers import TrainerCallback
 
+from ..base_model import SharedBase, gpu_count
 from ..config import Config
 from ..errors import BadInputError, ConfigError, TrainingError
-from ..models import gpu_count
 from ..runner import run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
 from .budget import COST_ATTR
@@ -71,24 +71,13 @@ class TrialObjective:
         self.objective = objective
         self.extra_callbacks = list(extra_callbacks)
         self.progress = progress
-        self._loaded = None
-        self._full_state = None
+        self._base = SharedBase()
         self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
         check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
 
     def _model(self, cfg: Config):
         """The base model and tokenizer, loaded on the first trial and kept."""
-        if self._loaded is None:
-            from ..models import load_for
-
-            model, tok, _, _ = load_for(cfg.model)
-            self._loaded = (model, tok)
-            if cfg.model.method == "full":  # full fine-tuning changes the weights: keep a copy
-                self._full_state = {k: v.detach().cpu().clone()
-                                    for k, v in model.state_dict().items()}
-        elif self._full_state is not None:
-            self._loaded[0].load_state_dict(self._full_state)
-        return self._loaded
+        return self._base.get(cfg.model)  # each trial hands it back unchanged (base_model)
 
     def params_for(self, trial: optuna.Trial) -> dict:
         params = suggest(trial, self.dims, trial.user_attrs.get("fixed"))
@@ -223,4 +212,3 @@ def _train_curve(trial_dir: str | None, points: int = 200) -> list:
     return pairs[::stride]
 
 
-TrialRunner = TrialObjective  # the old name, for callers outside search/ until they move

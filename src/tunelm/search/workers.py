@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 
+from ..base_model import gpu_count
 from ..config import Config
 from ..environment import worker_env
 from ..errors import ConfigError, SearchError
-from ..models import gpu_count
 from .budget import spent
 from .live import LiveTable
 from .opener import open_study
