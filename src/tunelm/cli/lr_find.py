@@ -27,21 +27,12 @@ def add(sub) -> None:
 
 def run(args) -> int:
     from ..config import load_config
-    from ..lr_find import check_range, run_lr_find
+    from ..lr_find import check_range, render_text, run_lr_find
 
     check_range(args.min_lr, args.max_lr, args.steps)  # before loading anything
     cfg = load_config(args.config, args.overrides)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(args.config).stem}-lr-find"
     record = run_lr_find(cfg, out, min_lr=args.min_lr, max_lr=args.max_lr, steps=args.steps,
                          progress=not args.quiet)
-    steep, valley = record["suggestions"]["steepest"], record["suggestions"]["valley"]
-    lines = [f"suggested learning rate  {steep['lr']:.2e}  ({steep['how']})",
-             f"valley rule              {valley['lr']:.2e}  ({valley['how']})",
-             f"test                     {record['steps_run']} of {record['steps']} steps, "
-             f"{record['stop_reason']}, {record['wall_seconds']:.0f} s"]
-    if record["diverged_at_lr"]:
-        lines.append(f"diverged at              {record['diverged_at_lr']:.2e}  (train well "
-                     "below it; read the suggestion as the low end of the range to try)")
-    lines.append(f"written                  {out / 'lr_find.json'}, {out / 'lr_find.png'}")
-    print("\n".join(lines))
+    print(render_text(record, out))
     return 0
