@@ -128,7 +128,7 @@ def proxy_study(tmp_path_factory) -> Path:
         "train": {"learning_rate": 3e-3, "batch_size": 8, "max_steps": STEPS, "eval_steps": 4,
                   "warmup_ratio": 0.1, "early_stopping_patience": None},
         "eval": {"metric": "none"},
-        "search": {"strategy": "grid", "pruner": "none", "trials": None,
+        "search": {"strategy": "grid", "pruner": "none", "curve_pruner": False, "trials": None,
                    "space": {"train.learning_rate": {"type": "categorical",
                                                      "choices": PROXY_LRS}}},
     })
