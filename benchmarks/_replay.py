@@ -29,9 +29,9 @@ from _grid import LR, RANK, WARMUP
 
 from tunelm.config import from_dict
 from tunelm.search.dimensions import Dimension
+from tunelm.search.proposals import Curve
 from tunelm.search.pruners import make_pruner
 from tunelm.search.strategies import SearchStrategy, strategy_named
-from tunelm.search.strategy import Curve
 
 FINISHED = ("completed", "early_stopping")
 LR_INDEX = "lr_index"  # the learning rate as its index in the grid (log-spaced, ordinal)

@@ -2,8 +2,8 @@
 
 import math
 
+from tunelm.search.proposals import Curve
 from tunelm.search.protocol import Protocol, is_spiky, steady
-from tunelm.search.strategy import Curve
 
 BASE = {"train.learning_rate": 1e-3, "lora.r": 16, "train.warmup_ratio": 0.1}
 

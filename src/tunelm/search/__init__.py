@@ -20,7 +20,7 @@ _WHERE = {
     "DivergencePruner": "pruners", "make_pruner": "pruners",
     "Dimension": "dimensions", "apply": "space", "default_space": "space",
     "parse_space": "space",
-    "Curve": "strategy", "Strategy": "strategy", "Suggestion": "strategy",
+    "Curve": "proposals", "Proposer": "proposals", "Suggestion": "proposals",
     "SearchStrategy": "strategies", "strategy_named": "strategies",
     "SearchResult": "results", "describe": "results", "best_config": "results",
     "load_study": "opener", "open_study": "opener", "run_search": "run",

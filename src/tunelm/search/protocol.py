@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from .strategy import Curve, Strategy, Suggestion
+from .proposals import Curve, Proposer, Suggestion
 
 LR = "train.learning_rate"
 RANK = "lora.r"
@@ -49,7 +49,7 @@ def score(curve: Curve) -> float:
 
 
 @dataclass
-class Protocol(Strategy):
+class Protocol(Proposer):
     """The staged protocol around a starting config (`base` holds its learning rate, rank and
     warmup)."""
 

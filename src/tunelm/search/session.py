@@ -14,7 +14,7 @@ from ..config import Config
 from .budget import Budget, spent
 from .dimensions import Dimension, config_values
 from .loop import sample_trials
-from .strategy import Curve
+from .proposals import Curve
 
 
 def curves(study: optuna.Study) -> list[Curve]:

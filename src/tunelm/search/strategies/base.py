@@ -40,7 +40,7 @@ from ..budget import Budget
 if TYPE_CHECKING:  # type hints only: the config imports this registry
     from ...config import Config, SearchConfig
     from ..dimensions import Dimension
-    from ..strategy import Curve
+    from ..proposals import Curve
 
 
 class Session(Protocol):

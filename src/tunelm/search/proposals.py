@@ -1,8 +1,9 @@
-"""What a search strategy sees and decides: finished trials in, trials to run out.
+"""What a staged strategy sees and decides: finished trials in (`Curve`), trials to run out
+(`Suggestion`), and the pure state machine between them (`Proposer`).
 
-Strategies of our own (the staged protocol, population-based training) are pure state machines
-over these records, so they are unit-tested with synthetic learning curves and no training.
-Grid, random and TPE are Optuna samplers and need no class here.
+The staged protocol is such a state machine over these records, so it is unit-tested with
+synthetic learning curves and no training; its `SearchStrategy` (search/strategies/protocol.py)
+drives it on a study. Grid, random and TPE are Optuna samplers and need no proposer.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Suggestion:
     tag: str
 
 
-class Strategy(abc.ABC):
+class Proposer(abc.ABC):
     @abc.abstractmethod
     def propose(self, history: list[Curve]) -> list[Suggestion] | None:
         """The trials to run next given every finished one: a list (empty: wait for the running
