@@ -20,7 +20,8 @@ def test_optuna_dashboard_reads_a_study(tiny_config, tmp_path):
     exe = Path(sys.executable).parent / "optuna-dashboard"
     require_real("optuna-dashboard", exe.exists(), "pip install optuna-dashboard (the dev extra)")
     raw = tiny_config(train={"max_steps": 4, "eval_steps": 2}).to_dict()
-    raw["search"].update({"strategy": "random", "trials": 2, "pruner": "none"})
+    raw["search"].update({"strategy": "random", "trials": 2, "pruner": "none",
+                          "curve_pruner": False})
     run_search(from_dict(raw), tmp_path / "study")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -52,7 +52,7 @@ def test_a_trial_created_after_the_budget_was_taken_is_not_run():
 def cfg_of(tiny_config):
     def make(**search):
         raw = tiny_config(train={"max_steps": 6, "eval_steps": 2}).to_dict()
-        raw["search"].update({"space": SPACE, "pruner": "none", **search})
+        raw["search"].update({"space": SPACE, "pruner": "none", "curve_pruner": False, **search})
         return from_dict(raw)
     return make
 

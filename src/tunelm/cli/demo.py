@@ -11,7 +11,7 @@ def add(sub) -> None:
     p = command(
         sub, "demo", "the whole loop on the embedded default: recommend, search, compare, report",
         """
-            tunelm demo                       # about 12 minutes on a 2-core CPU; runs/demo
+            tunelm demo                       # recommend, a 3-trial search, compare; runs/demo
             tunelm demo --out runs/demo2 --steps 60
         """,
     )
