@@ -13,32 +13,46 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
-import io
-import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
-import yaml
-
+from .config_check import report_targets, validate
+from .config_choices import (
+    BUILTIN_TASKS,
+    DATA_FORMATS,
+    EMBEDDED_NAMES,
+    METHODS,
+    OBJECTIVES,
+    OPTIMIZERS,
+    PRECISIONS,
+    PRUNER_NAMES,
+    REPORTERS,
+    SCHEDULERS,
+    STRATEGIES,
+    TASK_METRICS,
+)
+from .config_io import (
+    PATH_FIELDS,
+    apply_overrides,
+    build_sections,
+    parse_overrides,
+    read_config_dict,
+    read_yaml,
+    resolve_paths,
+    yaml_with_help,
+)
 from .errors import ConfigError
-from .search.location import is_url
-from .search.strategies import NAMES as STRATEGIES
-from .search.strategies import config_problems as strategy_problems
 from .search.strategies import help_line as strategy_help
 
-SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "constant_with_warmup", "wsd")
-METHODS = ("lora", "qlora", "full")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
-DATA_FORMATS = ("auto", "messages", "prompt_completion", "text")
-TASK_METRICS = ("auto", "json", "exact", "none")
-BUILTIN_TASKS = ("contracts", "docstrings")
-PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
-OBJECTIVES = ("eval_loss", "exact_match")
-REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
-EMBEDDED_NAMES = ("smollm2-135m", "embedded", "smollm2-135m-instruct")  # model.name of the default
+__all__ = [
+    "BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS", "OBJECTIVES", "OPTIMIZERS",
+    "PATH_FIELDS", "PRECISIONS", "PRUNER_NAMES", "REPORTERS", "SCHEDULERS", "SECTIONS",
+    "STRATEGIES", "TASK_METRICS", "Config", "ConfigError", "DataConfig", "EvalConfig",
+    "LoraConfig", "ModelConfig", "SearchConfig", "TrainConfig", "apply_overrides", "dump_yaml",
+    "field_help", "from_dict", "load_config", "parse_overrides", "read_yaml", "report_targets",
+    "resolve_paths", "validate",
+]
 
 
 def _f(default: Any, help: str, **kw):
@@ -223,288 +237,19 @@ def field_help() -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Loading: YAML -> dict -> overrides -> typed dataclasses -> validation
+# Loading: YAML -> dict -> overrides -> typed dataclasses -> validation. The work is done in
+# config_io.py and config_check.py; these bind it to the dataclasses above.
 # ----------------------------------------------------------------------------------------------
-
-
-def _suggest(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(known)})"
-
-
-def _coerce(path: str, value: Any, tp: Any, problems: list[str]) -> Any:
-    """Coerce a YAML value to the field's type, or record a problem and return the value."""
-    args = get_args(tp)
-    if type(None) in args:  # X | None
-        if value is None:
-            return None
-        rest = tuple(a for a in args if a is not type(None))
-        tp = rest[0] if len(rest) == 1 else rest
-        args = get_args(tp) if len(rest) == 1 else rest
-    if str in args and any(get_origin(a) is list for a in args):  # str | list[str]
-        if isinstance(value, str) or (
-            isinstance(value, list) and value and all(isinstance(v, str) for v in value)
-        ):
-            return value
-        problems.append(f"{path} must be a string or a non-empty list of strings, got {value!r}")
-        return value
-    if tp is dict:
-        if isinstance(value, dict):
-            return value
-        problems.append(f"{path} must be a mapping, got {value!r}")
-        return value
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no"):
-            return value.lower() in ("true", "yes")
-        problems.append(f"{path} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        return _number(path, value, int, "an integer", problems)
-    if tp is float:
-        return _number(path, value, float, "a number", problems)
-    if tp is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        problems.append(f"{path} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def _number(path: str, value: Any, cast, what: str, problems: list[str]) -> Any:
-    """An int or float field: numbers (whole ones for int) and numeric strings are accepted;
-    PyYAML reads "3e-4" as a string, so strings matter."""
-    if not isinstance(value, bool):
-        if isinstance(value, (int, float)) and (cast is float or float(value).is_integer()):
-            return cast(value)
-        if isinstance(value, str):
-            try:
-                return cast(value)
-            except ValueError:
-                pass
-    problems.append(f"{path} must be {what}, got {value!r}")
-    return value
 
 
 def from_dict(raw: dict | None) -> Config:
     """Build and validate a Config from a plain dict (as read from YAML). Raises ConfigError."""
-    raw = raw or {}
-    problems: list[str] = []
-    if not isinstance(raw, dict):
-        raise ConfigError(f"the config must be a mapping of sections, got {type(raw).__name__}")
-    classes = _section_classes()
-    built = {}
-    for key in raw:
-        if key not in classes:
-            problems.append(f"unknown section '{key}'{_suggest(key, list(classes))}")
-    for section, cls in classes.items():
-        values = raw.get(section) or {}
-        if not isinstance(values, dict):
-            problems.append(f"{section} must be a mapping of fields, got {values!r}")
-            values = {}
-        hints = get_type_hints(cls)
-        known = [f.name for f in fields(cls)]
-        kwargs = {}
-        for name, value in values.items():
-            if name not in hints:
-                problems.append(f"unknown field '{section}.{name}'{_suggest(name, known)}")
-                continue
-            kwargs[name] = _coerce(f"{section}.{name}", value, hints[name], problems)
-        built[section] = cls(**kwargs)
+    built, problems = build_sections(raw, _section_classes())
     cfg = Config(**built)
     problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
-
-
-def _check(problems: list[str], ok: bool, message: str) -> None:
-    if not ok:
-        problems.append(message)
-
-
-def validate(cfg: Config) -> list[str]:
-    """Every problem of a typed config, as messages naming field, value and what is accepted."""
-    p: list[str] = []
-    m, lo, d, t, e = cfg.model, cfg.lora, cfg.data, cfg.train, cfg.eval
-
-    def num(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    def choice(path, value, options):
-        _check(p, value in options, f"{path} must be one of {', '.join(options)}, got {value!r}")
-
-    def positive(path, value, allow_zero=False, allow_none=False):
-        if value is None and allow_none:
-            return
-        ok = num(value) and (value >= 0 if allow_zero else value > 0)
-        _check(p, ok, f"{path} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
-
-    def ratio(path, value, lo_=0.0, hi=1.0, hi_open=True):
-        ok = num(value) and lo_ <= value and (value < hi if hi_open else value <= hi)
-        bracket = ")" if hi_open else "]"
-        _check(p, ok, f"{path} must be in [{lo_}, {hi}{bracket}, got {value!r}")
-
-    _check(p, isinstance(m.name, str) and m.name.strip() != "", f"model.name must be set, got {m.name!r}")
-    choice("model.method", m.method, METHODS)
-    choice("model.precision", m.precision, PRECISIONS)
-
-    positive("lora.r", lo.r)
-    positive("lora.alpha", lo.alpha)
-    ratio("lora.dropout", lo.dropout)
-    if isinstance(lo.target_modules, list):
-        _check(p, len(lo.target_modules) > 0, "lora.target_modules must not be an empty list")
-
-    if d.task is not None:
-        choice("data.task", d.task, BUILTIN_TASKS)
-    _check(
-        p,
-        d.train is not None or d.task is not None,
-        "data.train must be set (a JSONL/CSV file or directory), or data.task to a built-in task "
-        f"({', '.join(BUILTIN_TASKS)}); try --set data.train=FILE",
-    )
-    choice("data.format", d.format, DATA_FORMATS)
-    positive("data.task_train_size", d.task_train_size)
-    positive("data.task_eval_size", d.task_eval_size)
-    _check(p, isinstance(d.max_length, int) and d.max_length >= 8,
-           f"data.max_length must be an integer >= 8, got {d.max_length!r}")
-    ratio("data.eval_fraction", d.eval_fraction, 0.0, 0.5, hi_open=False)
-    positive("data.max_examples", d.max_examples, allow_none=True)
-    positive("data.max_eval_examples", d.max_eval_examples, allow_none=True)
-    _check(p, isinstance(d.split, str) and d.split.strip() != "",
-           f"data.split must be a split name such as train, got {d.split!r}")
-    for name in ("subset", "eval_split", "revision"):
-        value = getattr(d, name)
-        _check(p, value is None or (isinstance(value, str) and value.strip() != ""),
-               f"data.{name} must be a non-empty name or empty (null), got {value!r}")
-
-    positive("train.learning_rate", t.learning_rate)
-    _check(p, not num(t.learning_rate) or t.learning_rate < 1.0,
-           f"train.learning_rate must be < 1, got {t.learning_rate!r}")
-    choice("train.scheduler", t.scheduler, SCHEDULERS)
-    ratio("train.warmup_ratio", t.warmup_ratio)
-    ratio("train.wsd_stable_end", t.wsd_stable_end, 0.0, 1.0, hi_open=False)
-    if num(t.warmup_ratio) and num(t.wsd_stable_end) and t.scheduler == "wsd":
-        _check(p, t.wsd_stable_end >= t.warmup_ratio,
-               f"train.wsd_stable_end ({t.wsd_stable_end}) must be >= train.warmup_ratio "
-               f"({t.warmup_ratio})")
-    positive("train.num_cycles", t.num_cycles)
-    positive("train.weight_decay", t.weight_decay, allow_zero=True)
-    positive("train.max_grad_norm", t.max_grad_norm, allow_zero=True)
-    positive("train.batch_size", t.batch_size)
-    positive("train.grad_accum", t.grad_accum)
-    positive("train.epochs", t.epochs)
-    positive("train.max_steps", t.max_steps, allow_none=True)
-    positive("train.eval_steps", t.eval_steps, allow_none=True)
-    positive("train.logging_steps", t.logging_steps)
-    positive("train.early_stopping_patience", t.early_stopping_patience, allow_none=True)
-    positive("train.early_stopping_threshold", t.early_stopping_threshold, allow_zero=True)
-    positive("train.divergence_factor", t.divergence_factor, allow_zero=True)
-    if num(t.divergence_factor) and t.divergence_factor != 0:
-        _check(p, t.divergence_factor > 1,
-               f"train.divergence_factor must be > 1 (or 0 to disable), got {t.divergence_factor!r}")
-    choice("train.optimizer", t.optimizer, OPTIMIZERS)
-    _check_report_to(p, t.report_to)
-
-    se = cfg.search
-    choice("search.strategy", se.strategy, STRATEGIES)
-    choice("search.pruner", se.pruner, PRUNER_NAMES)
-    choice("search.objective", se.objective, OBJECTIVES)
-    positive("search.trials", se.trials, allow_none=True)
-    positive("search.budget_hours", se.budget_hours, allow_none=True)
-    positive("search.timeout_minutes", se.timeout_minutes, allow_none=True)
-    positive("search.grid_points", se.grid_points)
-    positive("search.keep_top", se.keep_top)
-    positive("search.workers", se.workers)
-    positive("search.pbt_population", se.pbt_population)
-    positive("search.pbt_generation_steps", se.pbt_generation_steps)
-    positive("search.pbt_generations", se.pbt_generations)
-    ratio("search.pbt_quantile", se.pbt_quantile, 0.0, 0.5, hi_open=False)
-    ratio("search.pbt_resample_probability", se.pbt_resample_probability, 0.0, 1.0,
-          hi_open=False)
-    positive("search.heartbeat_seconds", se.heartbeat_seconds)
-    positive("search.pbt_poll_seconds", se.pbt_poll_seconds)
-    p += strategy_problems(se)
-    if se.objective == "exact_match":
-        _check(p, e.metric != "none", "search.objective exact_match needs a task metric: set "
-               "eval.metric to json or exact")
-
-    choice("eval.metric", e.metric, TASK_METRICS)
-    positive("eval.max_examples", e.max_examples, allow_zero=True)
-    positive("eval.max_new_tokens", e.max_new_tokens)
-    positive("eval.batch_size", e.batch_size)
-    return p
-
-
-def report_targets(value: str | list[str] | None) -> list[str]:
-    """`train.report_to` as a list of tracker names: "mlflow,tensorboard" -> ["mlflow",
-    "tensorboard"]; "none" (or empty) -> []. Validation has checked the names."""
-    items = value.split(",") if isinstance(value, str) else list(value or [])
-    names = [str(x).strip().lower() for x in items]
-    return [x for x in names if x and x != "none"]
-
-
-def _check_report_to(p: list[str], value) -> None:
-    if not isinstance(value, (str, list)):
-        return  # the type check has said so
-    items = value.split(",") if isinstance(value, str) else value
-    names = [str(x).strip().lower() for x in items]
-    accepted = f"none, or any of {', '.join(REPORTERS[1:])}"
-    bad = [x for x in names if x not in REPORTERS and x != ""]
-    _check(p, not bad, f"train.report_to must be {accepted} (a list or a comma-separated "
-           f"string), got {value!r}: unknown {', '.join(repr(x) for x in bad)}")
-    _check(p, bad or "none" not in names or len([x for x in names if x]) == 1,
-           f"train.report_to: 'none' cannot be combined with trackers, got {value!r}")
-
-
-def parse_overrides(items: list[str] | None) -> list[tuple[str, Any]]:
-    """`["train.learning_rate=3e-4"]` -> `[("train.learning_rate", 0.0003)]` (YAML-typed values)."""
-    out = []
-    for item in items or []:
-        if "=" not in item:
-            raise ConfigError(
-                f"--set expects KEY=VALUE such as train.learning_rate=3e-4, got {item!r}"
-            )
-        key, _, text = item.partition("=")
-        key = key.strip()
-        if key.count(".") != 1:
-            raise ConfigError(
-                f"--set key must be SECTION.FIELD such as train.learning_rate, got {key!r}"
-            )
-        try:
-            value = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            value = text
-        out.append((key, value))
-    return out
-
-
-def apply_overrides(raw: dict, overrides: list[tuple[str, Any]]) -> dict:
-    raw = copy.deepcopy(raw or {})
-    for key, value in overrides:
-        section, name = key.split(".", 1)
-        if not isinstance(raw.get(section), dict):
-            raw[section] = {}
-        raw[section][name] = value
-    return raw
-
-
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file {path} does not exist; see presets/ for examples")
-    if path.is_dir():
-        raise ConfigError(f"config {path} is a directory; give a YAML file such as presets/tiny.yaml")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-    if raw is None:
-        return {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of sections (model, data, ...)")
-    return raw
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,
@@ -518,61 +263,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     stored absolute, so the trial's config.yaml and a study's stored config open it from
     anywhere; one that exists nowhere stays as written (loading the data names it).
     """
-    raw = read_yaml(path) if path is not None else {}
-    cwd = Path.cwd()
-    if base_dir is None and path is not None:
-        base_dir = Path(path).parent
-    roots = [cwd] if base_dir is None else [cwd / Path(base_dir).expanduser(), cwd]
-    raw = resolve_paths(raw, roots)
-    raw = apply_overrides(raw, parse_overrides(overrides))
-    return from_dict(resolve_paths(raw, [cwd]))
-
-
-# Fields that name a file or directory; model.name only when it is a local path, not a hub id
-# or one of tunelm's own names (the embedded default, tiny test models).
-PATH_FIELDS = ("model.name", "data.train", "data.eval")
-
-
-def resolve_paths(raw: dict, roots: list[Path]) -> dict:
-    """`raw` (a config dict as read from YAML) with each relative path of PATH_FIELDS made
-    absolute against the first of `roots` where it exists; other values are left alone."""
-    raw = copy.deepcopy(raw)
-    for key in PATH_FIELDS:
-        section, name = key.split(".")
-        values = raw.get(section)
-        if isinstance(values, dict) and isinstance(values.get(name), str):
-            values[name] = _resolved(values[name], roots, model=section == "model")
-    return raw
-
-
-def _resolved(value: str, roots: list[Path], model: bool) -> str:
-    if model and (value.lower() in EMBEDDED_NAMES or value == "tiny" or value.startswith("tiny:")):
-        return value
-    path = Path(value)
-    if not value.strip() or is_url(value) or path.is_absolute() or value.startswith("~"):
-        return value
-    for root in roots:
-        if (root / path).exists():
-            return str((root / path).resolve())
-    return value
+    return from_dict(read_config_dict(path, overrides, base_dir))
 
 
 def dump_yaml(data: dict, comments: bool = True, header: str | None = None) -> str:
     """YAML of a config dict with each field's help as a trailing comment."""
-    helps = field_help() if comments else {}
-    buf = io.StringIO()
-    if header:
-        for line in header.strip().splitlines():
-            buf.write(f"# {line}\n" if line else "#\n")
-    for section, values in data.items():
-        if not values:
-            buf.write(f"{section}: {{}}\n")
-            continue
-        buf.write(f"{section}:\n")
-        for name, value in values.items():
-            text = yaml.safe_dump({name: value}, default_flow_style=True, width=10_000).strip()
-            text = text[1:-1] if text.startswith("{") else text
-            help_ = helps.get(f"{section}.{name}")
-            line = f"  {text}"
-            buf.write(f"{line:<44} # {help_}\n" if help_ else f"{line}\n")
-    return buf.getvalue()
+    return yaml_with_help(data, field_help() if comments else {}, header)
