@@ -125,6 +125,7 @@ def test_qlora_on_a_cpu_is_refused_when_the_model_loads():
         load_base_model(cfg.model, "fp32", "cpu")
 
 
+@pytest.mark.parametrize("method", ["lora", "full"])
 def test_a_trial_hands_a_lent_base_model_back_unchanged(tiny_config, tmp_path, method):
     """A worker lends one base model to every trial: after a trial it is as it was, weights,
     flags, modules, checkpointing and mode, whether the trial finished or failed."""
