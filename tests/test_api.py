@@ -40,3 +40,13 @@ def test_config_from_a_dict_a_config_or_a_yaml_path_and_data_from_a_dataset(tmp_
     assert (tmp_path / "cache" / "inputs") in __import__("pathlib").Path(path).parents
     with pytest.raises(ConfigError, match="a path, a list of dicts or a datasets.Dataset"):
         place_data(42, "train")
+
+
+def test_the_api_names_stay_callable_after_their_subpackages_are_imported():
+    import tunelm
+    import tunelm.diagnose.checks  # noqa: F401  (a submodule import rebinds the attribute)
+    import tunelm.search.study  # noqa: F401
+
+    for name in ("train", "search", "recommend", "evaluate", "diagnose"):
+        assert callable(getattr(tunelm, name)), name
+    assert tunelm.search.study.run_search is not None  # and they are still the subpackages
