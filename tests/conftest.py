@@ -19,6 +19,21 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_cache(tmp_path_factory):
+    """Tokenized data is cached (`$TUNELM_DATA_CACHE`): the suite's entries go to a temporary
+    folder, not the user's ~/.cache/tunelm/data. A test may point it elsewhere (monkeypatch)."""
+    old = os.environ.get("TUNELM_DATA_CACHE")
+    os.environ["TUNELM_DATA_CACHE"] = str(tmp_path_factory.mktemp("data-cache"))
+    yield
+    if old is None:
+        os.environ.pop("TUNELM_DATA_CACHE", None)
+    else:
+        os.environ["TUNELM_DATA_CACHE"] = old
+
+
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -194,7 +194,7 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
     started = time.time()
     tgt = resolve(str(target), study_name)
     cfg = tgt.cfg
-    records = read_records(str(data))  # DataError (exit 2): missing, empty, malformed
+    records = read_records(str(data), cfg.data)  # DataError (exit 2): missing, empty, malformed
     out_dir = Path(out) if out else tgt.run_dir / f"eval-{Path(data).stem}"
     eval_cfg = dataclasses.replace(cfg.eval, metric=metric or cfg.eval.metric,
                                    max_examples=min(max_examples or len(records), len(records)))

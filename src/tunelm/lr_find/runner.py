@@ -175,7 +175,7 @@ def _train(tuned, tok, cfg, train, lrs, beta, device, precision, progress):
         for _ in range(t.grad_accum):
             batch = {k: v.to(device) for k, v in collate([train[i] for i in next(batches)]).items()}
             with autocast(device, precision):
-                loss = tuned(**batch).loss
+                loss = tuned(**batch, use_cache=False).loss  # packed rows: block-diagonal attention
             (loss / t.grad_accum).backward()
             micro.append(loss.item())
         if t.max_grad_norm:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from ..data import Record, detect_format, prompt_text, to_messages
+from ..data import Record, detect_format, prompt_text, to_messages, tools_of
 from ..tasks import metrics as task_metrics
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def prompts_and_answers(tokenizer, records: list[Record], data_cfg, limit: int):
         # Score the last assistant turn; later non-assistant turns are dropped.
         last = max(i for i, m in enumerate(msgs) if m["role"] == "assistant")
         msgs = msgs[: last + 1]
-        pairs.append((prompt_text(tokenizer, msgs), msgs[-1]["content"]))
+        pairs.append((prompt_text(tokenizer, msgs, tools=tools_of(rec)), msgs[-1]["content"]))
     return pairs
 
 

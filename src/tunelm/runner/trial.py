@@ -265,6 +265,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         train_dataset=ListDataset(data.train),
         eval_dataset=ListDataset(data.eval),
         data_collator=Collator(tokenizer.pad_token_id),
+        # packed batches carry no attention mask: the Trainer counts tokens through the tokenizer
+        processing_class=tokenizer,
         callbacks=[metrics, guard, keeper, *callbacks],
     )
     trainer.remove_callback(PrinterCallback)
