@@ -229,7 +229,7 @@ OPTUNA_STRATEGIES = {
     "random": ("random", None, False),
     "grid": ("grid", None, False),
     "default-tpe": ("default-tpe", None, False),
-    "tpe": ("tpe", "hyperband", True),  # `tunelm search` defaults: strategy tpe, pruner hyperband
+    "tpe": ("tpe", "hyperband", True),  # the default of `tunelm search` until adaptive (issue 14)
     "tpe-nopruning": ("tpe", "none", True),
     "tpe+sh": ("tpe", "successive_halving", True),
 }

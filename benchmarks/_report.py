@@ -15,7 +15,7 @@ from _replay import STRATEGIES, Grid, Trace, replay
 
 FRACTIONS = (0.05, 0.10, 0.15, 0.25, 0.50, 1.00)
 THRESHOLD = 1.0  # 1% relative regret (eval loss) or 1 exact-match point
-DEFAULT = "tpe"  # search.strategy's default (with search.pruner's default, hyperband)
+DEFAULT = "tpe"  # the search.strategy default when these grids were replayed (pruner hyperband); adaptive since: benchmarks/small_budget.py
 
 
 def _median(xs) -> float:
