@@ -37,6 +37,7 @@ from ..files import write_text_atomic
 from ..logs import trial_log
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
+from .devices import check_devices, visible
 from .evaluate import evaluate_task
 from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
 
@@ -124,6 +125,7 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     created = not out.exists()
     try:
         check_installed(cfg)  # a missing tracker package: before any training
+        check_devices(cfg.train.devices, visible())  # more ranks than devices: exit 2
         return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to, run=run)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
