@@ -133,3 +133,27 @@ def test_killing_one_rank_fails_the_trial_within_the_timeout(small_data, tmp_pat
     assert "failed" in err and "2 ranks" in err
     assert took < 60  # torchrun notices a dead rank within seconds; the collective timeout is 600
     assert not _pids_with(marker, "0")  # no rank left behind
+
+
+@pytest.mark.timeout(400)
+def test_a_search_runs_its_trials_on_two_ranks(tiny_config, tmp_path):
+    import json
+
+    import optuna
+
+    from tunelm.config import from_dict
+    from tunelm.search import run_search
+
+    raw = tiny_config(train={"max_steps": 4, "eval_steps": 2, "batch_size": 4,
+                             "devices": 2}).to_dict()
+    raw["search"].update({"strategy": "random", "trials": 2, "pruner": "none",
+                          "curve_pruner": False,
+                          "space": {"train.learning_rate": {"type": "float", "low": 1e-3,
+                                                            "high": 3e-2, "log": True}}})
+    result = run_search(from_dict(raw), tmp_path / "study")
+    assert [t["state"] for t in result.trials] == ["COMPLETE", "COMPLETE"]
+    study = optuna.load_study(study_name="study", storage=f"sqlite:///{tmp_path}/study/study.db")
+    for trial in study.trials:  # rank 0 alone reported, once per evaluation
+        assert sorted(trial.intermediate_values) == [2, 4]
+    for d in (tmp_path / "study" / "trials").iterdir():
+        assert json.loads((d / "result.json").read_text())["plan"]["world_size"] == 2
