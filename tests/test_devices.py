@@ -101,3 +101,19 @@ def test_export_says_how_many_ranks(tmp_path):
     src = type("Src", (), {"cfg": cfg, "sequences": 240, "origin": "x"})()
     _, notes = training_args(src, "out")
     assert any("torchrun --nproc_per_node 4" in n and "effective batch 24" in n for n in notes)
+
+
+def test_a_trial_on_n_gpus_costs_n_device_seconds(monkeypatch, tmp_path):
+    import time
+
+    from tunelm.search import objective
+
+    cfg = Config()
+    cfg.train.devices = 2
+    monkeypatch.setattr(objective, "gpu_count", lambda: 8)  # a machine of 8, a trial on 2
+    attrs = {}
+    trial = type("T", (), {"set_user_attr": lambda self, k, v: attrs.__setitem__(k, v),
+                           "user_attrs": attrs})()
+    obj = objective.TrialObjective(cfg, [], tmp_path, "eval_loss")
+    obj._record(trial, {}, time.time() - 10, [])
+    assert 19 <= attrs[objective.COST_ATTR] <= 25  # 10 s x 2 devices, not x 8
