@@ -135,7 +135,9 @@ class TrainConfig:
     weight_decay: float = _f(0.01, "AdamW weight decay")
     max_grad_norm: float = _f(1.0, "gradient clipping by global norm (0 disables)")
     batch_size: int = _f(8, "per-device micro-batch")
-    grad_accum: int = _f(1, "gradient accumulation steps; effective batch = batch_size x grad_accum x GPUs")
+    grad_accum: int = _f(1, "gradient accumulation steps; effective batch = batch_size x grad_accum x devices")
+    devices: int = _f(1, "ranks one trial runs on (data parallel): CUDA devices (NCCL), or gloo "
+                         "processes on a CPU; more than 1 starts the trial under torchrun")
     epochs: float = _f(1.0, "passes over the training data (ignored when max_steps is set)")
     max_steps: int | None = _f(None, "optimizer steps; overrides epochs")
     eval_steps: int | None = _f(None, "evaluate every N steps; empty: about 12 evaluations per run")

@@ -132,6 +132,8 @@ def _train(p: _Problems, t: TrainConfig) -> None:
     p.positive("train.max_grad_norm", t.max_grad_norm, allow_zero=True)
     p.positive("train.batch_size", t.batch_size)
     p.positive("train.grad_accum", t.grad_accum)
+    p.check(isinstance(t.devices, int) and not isinstance(t.devices, bool) and t.devices >= 1,
+            f"train.devices must be an integer >= 1, got {t.devices!r}")
     p.positive("train.epochs", t.epochs)
     p.positive("train.max_steps", t.max_steps, allow_none=True)
     p.positive("train.eval_steps", t.eval_steps, allow_none=True)

@@ -31,12 +31,18 @@ class StepPlan:
         return dict(self.__dict__)
 
 
-def plan_steps(train, sequences: int, world_size: int = 1, fraction: float = 1.0) -> StepPlan:
+def plan_steps(train, sequences: int, world_size: int | None = None,
+               fraction: float = 1.0) -> StepPlan:
     """The step plan of a TrainConfig over `sequences` training sequences.
+
+    `world_size` is the number of data-parallel ranks that really train: `train.devices` unless
+    given. Effective batch = micro-batch x accumulation x ranks, here and everywhere else.
 
     `fraction` < 1 runs only that share of the planned steps (a search's low-fidelity probe);
     the schedule is laid over the shortened run, as it would be for a short run of its own.
     """
+    if world_size is None:
+        world_size = getattr(train, "devices", 1)
     effective = train.batch_size * train.grad_accum * world_size
     micro_batches = math.ceil(sequences / (train.batch_size * world_size))
     steps_per_epoch = max(1, math.ceil(micro_batches / train.grad_accum))

@@ -47,6 +47,17 @@ def add_report_to(p):
                         "tensorboard, comma-separated (train.report_to)")
 
 
+def add_devices(p):
+    p.add_argument("--devices", type=int, metavar="N",
+                   help="ranks one trial runs on: CUDA devices, or gloo processes on a CPU "
+                        "(train.devices; effective batch = batch_size x grad_accum x N)")
+
+
+def devices(args) -> list[str]:
+    """--devices as the override of train.devices (validated with the config)."""
+    return [f"train.devices={args.devices}"] if args.devices is not None else []
+
+
 def one_of(flag: str, options: tuple[str, ...]):
     """An argparse `type` that accepts one of `options` (the config's list of them) and says
     which otherwise: `--metric must be one of auto, json, exact, none, got 'bleu'` (exit 2)."""

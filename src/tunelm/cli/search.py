@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import PRUNER_NAMES, STRATEGIES
-from ._common import add_config_args, add_report_to, command, one_of, report_to
+from ._common import (
+    add_config_args,
+    add_devices,
+    add_report_to,
+    command,
+    devices,
+    one_of,
+    report_to,
+)
 
 
 def add(sub) -> None:
@@ -39,6 +47,7 @@ def add(sub) -> None:
     p.add_argument("--isolate", action="store_true",
                    help="run each trial in a child process (memory fully returned after each)")
     add_report_to(p)
+    add_devices(p)
     p.add_argument("--dry-run", action="store_true", help="print the space, plan and budget")
     p.set_defaults(func=run)
 
@@ -53,7 +62,7 @@ def _search_config(args):
         ("strategy", args.strategy), ("trials", args.trials), ("budget_hours", args.budget_hours),
         ("timeout_minutes", args.timeout), ("pruner", args.pruner), ("workers", args.workers),
         ("isolate", True if args.isolate else None)) if v is not None]
-    flags += report_to(args)  # workers follow the study's stored config
+    flags += report_to(args) + devices(args)  # workers follow the study's stored config
     if target.is_dir():
         if args.overrides or args.strategy:
             from ..errors import ConfigError
@@ -77,6 +86,10 @@ def run(args) -> int:
     if args.dry_run:
         print(dry_run(cfg, out))
         return 0
+    if cfg is not None:  # more ranks per trial than this machine has: exit 2, nothing started
+        from ..runner.devices import check_devices, visible
+
+        check_devices(cfg.train.devices, visible())
     result = run_search(cfg, out, storage=args.storage, study_name=args.study,
                         progress=not args.quiet, live=True)
     print(describe(result))

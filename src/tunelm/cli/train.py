@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_config_args, add_report_to, command, fmt, report_to
+from ._common import add_config_args, add_devices, add_report_to, command, devices, fmt, report_to
 
 
 def add(sub) -> None:
@@ -15,11 +15,16 @@ def add(sub) -> None:
             tunelm train presets/tiny.yaml --set train.learning_rate=3e-3 --out runs/lr3e-3
             tunelm train my.yaml --set data.train=data/train.jsonl --set model.name=Qwen/Qwen2.5-7B
             tunelm train presets/tiny.yaml --report-to mlflow,tensorboard   # MLFLOW_TRACKING_URI
+            tunelm train my.yaml --devices 8           # one trial on 8 data-parallel ranks
+            tunelm train my.yaml --dry-run             # the step plan: effective batch, steps
         """,
     )
     add_config_args(p)
     p.add_argument("--out", help="trial directory (default: runs/<config name>)")
     add_report_to(p)
+    add_devices(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the step plan (effective batch, steps) and stop")
     p.set_defaults(func=run)
 
 
@@ -27,7 +32,12 @@ def run(args) -> int:
     from ..config import load_config
     from ..runner import run_trial
 
-    cfg = load_config(args.config, args.overrides + report_to(args))
+    cfg = load_config(args.config, args.overrides + report_to(args) + devices(args))
+    if args.dry_run:
+        from ..runner.preview import describe_plan, preview_plan
+
+        print(describe_plan(preview_plan(cfg)))
+        return 0
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     result = run_trial(cfg, out, progress=not args.quiet)
     _print_result(result, out)

@@ -180,6 +180,11 @@ def training_args(src: Source, output_dir: str) -> tuple[dict, list[str]]:
     exact = src.sequences is not None or t.max_steps is not None
     plan = plan_steps(t, src.sequences or 1)
     flags, notes = precision_flags(cfg)
+    if t.devices > 1:
+        notes.append(f"train.devices {t.devices}: launch on {t.devices} ranks (torchrun "
+                     f"--nproc_per_node {t.devices}) for the effective batch {plan.effective_batch}"
+                     f" = {t.batch_size} x {t.grad_accum} x {t.devices}; on one device it is "
+                     f"{t.batch_size * t.grad_accum}")
     precision = "bf16" if flags["bf16"] else "fp16" if flags["fp16"] else "fp32"
     kw = {"output_dir": output_dir, **hf_args.training_kwargs(cfg, plan, precision)}
     if t.max_steps is None:

@@ -169,6 +169,11 @@ def batch_advice(b: Batch, memory_gib: float) -> dict[str, Advice]:
                                    "tunelm memory model"),
         "train.grad_accum": Advice(b.accum, f"{b.micro} x {b.accum} x {b.devices} device(s) = "
                                    f"effective batch {b.effective}: {b.reason}", "practitioner"),
+        # the ranks the accumulation was computed for: the trial runs on them (torchrun), so the
+        # effective batch the rate was scaled for is the one that trains
+        "train.devices": Advice(b.devices, f"{b.devices} data-parallel rank(s), one per GPU: "
+                                f"effective batch = {b.micro} x {b.accum} x {b.devices}",
+                                "tunelm"),
     }
 
 

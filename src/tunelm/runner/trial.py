@@ -37,7 +37,9 @@ from ..files import write_text_atomic
 from ..logs import trial_log
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
+from .devices import check_devices, visible
 from .evaluate import evaluate_task
+from .launch import ddp_fields, in_ranks, run_on_ranks
 from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")
@@ -94,6 +96,7 @@ def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
         label_names=["labels"],
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=False,
+        **ddp_fields(device),  # on N ranks: the backend and the collective timeout
     )
     return kw
 
@@ -124,6 +127,10 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     created = not out.exists()
     try:
         check_installed(cfg)  # a missing tracker package: before any training
+        check_devices(cfg.train.devices, visible())  # more ranks than devices: exit 2
+        if cfg.train.devices > 1 and not in_ranks():  # N ranks under torchrun: runner/launch.py
+            return run_on_ranks(cfg, out, fraction=fraction, run=run, callbacks=callbacks,
+                                resume_from=resume_from, save_state_to=save_state_to)
         return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to, run=run)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind

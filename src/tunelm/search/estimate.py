@@ -31,13 +31,13 @@ def estimate_cost(cfg: Config, dims=None) -> dict:
     from ..recommend.rules import throughput_estimate
 
     facts = model_facts(cfg.model.name)
-    gpus = gpu_count()
+    gpus = cfg.train.devices if gpu_count() else 0  # the ranks one trial really runs on
     with tempfile.TemporaryDirectory() as tmp:
         train, _ = resolve_paths(cfg.data, Path(tmp))
         data = dataset_facts(Request(model=cfg.model.name, data=train),
                              tokenizer=local_tokenizer(cfg.model.name))
     tokens_per_seq = min(data.avg_tokens, cfg.data.max_length)
-    plan = plan_steps(cfg.train, data.examples, world_size=max(1, gpus))
+    plan = plan_steps(cfg.train, data.examples)
     tps, how = throughput_estimate(facts, cfg.model.method, max(1, gpus), gpus > 0)
     run_tokens = plan.total_steps * plan.effective_batch * tokens_per_seq
     run_hours = run_tokens / tps / 3600

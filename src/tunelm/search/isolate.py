@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from ..errors import BadInputError, TrainingError
 REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
 
 
-def run_isolated(cfg, out: Path, fraction: float, storage_url: str, study_name: str,
-                 trial_id: int, run=None) -> dict:
-    """Run a trial in a child process; returns the outcome the child wrote:
+def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
+                 study_name: str | None, trial_id: int | None, run=None) -> dict:
+    """Run a trial in a child process (on `train.devices` ranks, children of torchrun);
+    `storage_url` None: no Optuna trial to report to. Returns the outcome the child wrote:
     {"status": "ok" | "diverged" | "oom" | "error", "result": {...}, "pruned_at": step|None,
     "error": text}."""
     out.mkdir(parents=True, exist_ok=True)
@@ -36,7 +38,10 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str, study_name: 
         "run": run.to_dict() if run is not None else None,  # the trial's name for the trackers
     }), encoding="utf-8")
     (out / OUTCOME).unlink(missing_ok=True)
-    proc = subprocess.run([sys.executable, "-m", "tunelm.search.isolate", str(request)],
+    from ..runner.launch import rank_command
+
+    # train.devices N > 1: N ranks under torchrun, each running _child (rank 0 writes the outcome)
+    proc = subprocess.run(rank_command(cfg.train.devices, "tunelm.search.isolate", str(request)),
                           env=os.environ.copy())
     outcome_file = out / OUTCOME
     if not outcome_file.exists():  # killed, or crashed before it could say
@@ -47,25 +52,30 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str, study_name: 
 
 
 def _child(request_path: str) -> int:
-    import optuna
-
     from ..config import from_dict
     from ..files import write_text_atomic
     from ..runner import run_trial
+    from ..runner.launch import SharedStop, in_ranks, rank, rank_config
     from ..runner.tracking import RunInfo
     from .objective import OptunaReporter, is_oom
-    from .study import make_storage
 
     req = json.loads(Path(request_path).read_text(encoding="utf-8"))
-    out = Path(req["out"])
-    study = optuna.load_study(study_name=req["study"], storage=make_storage(req["storage"]))
-    trial = optuna.trial.Trial(study, req["trial_id"])
-    reporter = OptunaReporter(trial)
+    out, cfg = Path(req["out"]), from_dict(req["config"])
+    callbacks, reporter = [], None
+    if rank() == 0 and req.get("storage"):  # only rank 0 reports and asks the pruner
+        reporter = OptunaReporter(_trial(req))
+        callbacks.append(reporter)
+    if in_ranks():
+        callbacks.append(SharedStop())  # last: every rank takes rank 0's decision
+    scratch = None
+    if rank() > 0:  # only rank 0 writes the trial directory
+        scratch = tempfile.TemporaryDirectory(prefix=f"tunelm-rank{rank()}-")
+        out, cfg = Path(scratch.name), rank_config(cfg)
     outcome: dict = {"status": "ok", "result": {}, "pruned_at": None}
     try:
-        run = RunInfo(**req["run"]) if req.get("run") else None
-        outcome["result"] = run_trial(from_dict(req["config"]), out, progress=False,
-                                      callbacks=[reporter], fraction=req["fraction"], run=run)
+        run = RunInfo(**req["run"]) if req.get("run") and rank() == 0 else None
+        outcome["result"] = run_trial(cfg, out, progress=False, callbacks=callbacks,
+                                      fraction=req["fraction"], run=run)
     except TrainingError as exc:
         outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
     except BadInputError as exc:  # the data or config: the parent ends the study (exit 2)
@@ -73,9 +83,21 @@ def _child(request_path: str) -> int:
     except Exception as exc:  # noqa: BLE001 - the parent decides what a failure means
         outcome.update(status="oom" if is_oom(exc) else "error",
                        error="".join(traceback.format_exception_only(type(exc), exc)).strip())
-    outcome["pruned_at"] = reporter.pruned_at
+    outcome["pruned_at"] = reporter.pruned_at if reporter else None
+    if scratch is not None:
+        scratch.cleanup()
+        return 0 if outcome["status"] == "ok" else 1
     write_text_atomic(out / OUTCOME, json.dumps(outcome, default=str))
     return 0
+
+
+def _trial(req: dict):
+    import optuna
+
+    from .study import make_storage
+
+    study = optuna.load_study(study_name=req["study"], storage=make_storage(req["storage"]))
+    return optuna.trial.Trial(study, req["trial_id"])
 
 
 if __name__ == "__main__":

@@ -175,7 +175,7 @@ class TrialObjective:
         return float(loss) if loss is not None else float("inf")
 
     def _record(self, trial, result: dict, started: float, oom_retries: list) -> None:
-        devices = max(1, gpu_count())
+        devices = self.base.train.devices if gpu_count() else 1  # the GPUs the trial held
         trial.set_user_attr(COST_ATTR, round((time.time() - started) * devices, 2))
         for key in ("best_eval_loss", "best_step", "final_eval_loss", "final_step",
                     "stop_reason", "tokens_per_s", "train_seconds"):

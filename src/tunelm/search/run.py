@@ -37,7 +37,9 @@ def _objective(cfg: Config, dims, out: Path, storage: str | None, callbacks=(),
         from .objective import TrialObjective as Objective
     return Objective(cfg, dims, out, cfg.search.objective, extra_callbacks=callbacks,
                      progress=progress,
-                     isolate_in=storage_url(out, storage) if cfg.search.isolate else None)
+                     isolate_in=storage_url(out, storage)
+                     # a trial on N ranks runs in children (torchrun), as --isolate does
+                     if cfg.search.isolate or cfg.train.devices > 1 else None)
 
 
 def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = None,
