@@ -7,12 +7,15 @@ from __future__ import annotations
 import os
 import warnings
 
-QUIET = {"TOKENIZERS_PARALLELISM": "false"}  # tokenizers' threads compete with the trainer's
+QUIET = {
+    "TOKENIZERS_PARALLELISM": "false",  # tokenizers' threads compete with the trainer's
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # the data cache logs its own line
+}
 
 
 def configure_process() -> None:
-    """For the `tunelm` command: quiet tokenizers' threads, FutureWarnings and Transformers'
-    progress bars (tunelm logs its own lines)."""
+    """For the `tunelm` command: quiet tokenizers' threads, FutureWarnings and the progress
+    bars of Transformers and datasets (tunelm logs its own lines)."""
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=FutureWarning)
