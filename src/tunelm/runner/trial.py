@@ -31,10 +31,12 @@ from ..base_model import (
     resolve_precision,
 )
 from ..config import Config
-from ..data import Collator, ListDataset, prepare
-from ..errors import BadInputError, TrainingError
+from ..data import Collator, ListDataset, check_local, prepare
+from ..errors import BadInputError, ConfigError, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
+from ..model_checks import check_source
+from ..models import resolve_source
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .evaluate import evaluate_task
@@ -69,8 +71,6 @@ def _peak_memory_mb(device: str) -> dict:
 
 def _check_optimizer(optimizer: str, device: str) -> None:
     if optimizer != "adamw_torch" and device != "cuda":
-        from ..errors import ConfigError
-
         raise ConfigError(
             f"train.optimizer {optimizer} needs bitsandbytes on a CUDA GPU; on this machine use "
             "--set train.optimizer=adamw_torch"
@@ -121,14 +121,25 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     trial's `tracking.trial_run`); by default it is named after `out_dir`.
     """
     out = Path(out_dir)
+    check_inputs(cfg, out, loaded)  # bad input is found before the trial directory exists
     created = not out.exists()
     try:
-        check_installed(cfg)  # a missing tracker package: before any training
         return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to, run=run)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
         raise
+
+
+def check_inputs(cfg: Config, out: Path, loaded=None) -> None:
+    """What a trial reads, checked before it writes anything (BadInputError): where its directory
+    goes, trackers, local data paths (regular files: a pipe blocks forever), the model source."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"the trial directory {out} is an existing file; give another --out")
+    check_installed(cfg)  # a missing tracker package
+    check_local(cfg.data)
+    if loaded is None:
+        check_source(resolve_source(cfg.model.name), cfg.model.revision)
 
 
 def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_from=None,
