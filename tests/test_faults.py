@@ -376,12 +376,13 @@ def test_resume_with_a_changed_search_space(tmp_path, data):
     from tunelm.search.opener import open_study
 
     first = load_config(TINY, [f"data.train={data}", "data.max_length=64"])
-    open_study(first, tmp_path / "s")
+    study, _ = open_study(first, tmp_path / "s")
+    study.enqueue_trial({"train.learning_rate": 3e-3})  # the study has begun
     space = ("search.space={train.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-3, "
              "log: true}}")
     proc = tunelm("search", TINY, "--set", f"data.train={data}", "--set", space,
                   "--out", str(tmp_path / "s"), "--trials", "2", cwd=tmp_path)
-    said(proc, 2, "search space", "train.learning_rate")
+    said(proc, 2, "another search space", "train.learning_rate", "0.0001 .. 0.001 (log)")
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["study.db"]
 
 
