@@ -119,6 +119,7 @@ INTEGRATION_TESTS = {
     "test_faults.py::test_binary_data_file",
     "test_faults.py::test_truncated_jsonl_line",
     "test_faults.py::test_sigkill_during_train_then_rerun",
+    "test_faults.py::test_disk_full_while_the_checkpoint_is_written",
 }
 # tests that take the data fixtures but stop before a model is built (bad input, dry runs)
 PURE_TESTS = {

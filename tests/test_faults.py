@@ -412,3 +412,27 @@ def test_sigkill_during_train_then_rerun(tmp_path, data):
     assert result["status"] == "ok" and result["final_step"] == 4
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert max(steps) == 4, "the rerun's metrics start afresh, not after the killed run's"
+
+
+def test_disk_full_while_the_checkpoint_is_written(tmp_path, data):
+    """Files may grow to 40 kB (`ulimit -f`): the logs fit, the best checkpoint does not."""
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    out = tmp_path / "r"
+    argv = [sys.executable, "-m", "tunelm", "-q", *train_args(out, f"data.train={data}",
+                                                              "eval.metric=none")]
+    proc = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1",
+                               "TUNELM_CACHE": str(tmp_path / "cache")},
+                          preexec_fn=small_files)
+    said(proc, 1, "run failed")
+    import json
+
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and result["stop_reason"] == "crashed"
+    assert "File too large" in result["error"] or "No space" in result["error"], result
+    assert not (out / "best").exists(), "no half-written checkpoint is left as the best"

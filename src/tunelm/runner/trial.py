@@ -31,16 +31,15 @@ from ..base_model import (
     resolve_precision,
 )
 from ..config import Config
-from ..data import Collator, ListDataset, check_local, prepare
+from ..data import Collator, ListDataset, prepare
 from ..errors import BadInputError, ConfigError, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
-from ..model_checks import check_source
-from ..models import resolve_source
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .evaluate import evaluate_task
-from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
+from .preflight import check_inputs, write_crash
+from .tracking import RunInfo, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")
 
@@ -129,17 +128,9 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
         raise
-
-
-def check_inputs(cfg: Config, out: Path, loaded=None) -> None:
-    """What a trial reads, checked before it writes anything (BadInputError): where its directory
-    goes, trackers, local data paths (regular files: a pipe blocks forever), the model source."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"the trial directory {out} is an existing file; give another --out")
-    check_installed(cfg)  # a missing tracker package
-    check_local(cfg.data)
-    if loaded is None:
-        check_source(resolve_source(cfg.model.name), cfg.model.revision)
+    except Exception as exc:  # a crash mid-run (a full disk, say): the directory says so
+        write_crash(out, exc)
+        raise
 
 
 def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_from=None,
