@@ -87,7 +87,7 @@ def check_method(method: str, device: str) -> None:
             "has none. Use --set model.method=lora"
         )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("model.method qlora needs bitsandbytes: pip install bitsandbytes")
+        raise ConfigError("model.method qlora needs bitsandbytes: pip install 'tunelm[qlora]'")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ log = logging.getLogger("tunelm.train")
 
 
 def write_crash(out: Path, exc: Exception) -> None:
-    """result.json of a run that crashed (status failed, the error), where its directory is."""
-    if not out.is_dir():
+    """result.json of a run that crashed (status failed, the error), where its directory is and
+    the run did not write its own (a diverged run's result says why it stopped)."""
+    if not out.is_dir() or (out / "result.json").exists():  # _start removed a previous one
         return
     try:
         record = {"status": "failed", "stop_reason": "crashed",
