@@ -7,9 +7,10 @@ traceback), and what is left on disk. docs/reliability.md has the table of cases
 
 from __future__ import annotations
 
+import json
 import os
+import resource
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -313,6 +314,15 @@ def test_search_with_postgres_without_its_driver(tmp_path, data):
     assert not (tmp_path / "s").exists()
 
 
+def test_search_with_a_fifo_as_data(tmp_path):
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    proc = tunelm("search", TINY, "--set", f"data.train={fifo}", "--out", str(tmp_path / "s"),
+                  "--trials", "2", cwd=tmp_path, timeout=60)
+    said(proc, 2, "not a regular file")
+    assert not (tmp_path / "s").exists(), "no study is made for input its trials cannot read"
+
+
 def test_unknown_storage_scheme(tmp_path):
     proc = tunelm("best", "nosuchdb://h/x", "--name", "s", cwd=tmp_path)
     said(proc, 2, "nosuchdb")
@@ -406,8 +416,6 @@ def test_sigkill_during_train_then_rerun(tmp_path, data):
     assert not (out / "result.json").exists()
     rerun = tunelm(*argv[:-2], "--set", "train.max_steps=4", cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    import json
-
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "ok" and result["final_step"] == 4
     steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
@@ -416,8 +424,6 @@ def test_sigkill_during_train_then_rerun(tmp_path, data):
 
 def test_disk_full_while_the_checkpoint_is_written(tmp_path, data):
     """Files may grow to 40 kB (`ulimit -f`): the logs fit, the best checkpoint does not."""
-    import resource
-
     def small_files():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
         resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
@@ -430,8 +436,6 @@ def test_disk_full_while_the_checkpoint_is_written(tmp_path, data):
                                "TUNELM_CACHE": str(tmp_path / "cache")},
                           preexec_fn=small_files)
     said(proc, 1, "run failed")
-    import json
-
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "failed" and result["stop_reason"] == "crashed"
     assert "File too large" in result["error"] or "No space" in result["error"], result

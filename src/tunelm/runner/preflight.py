@@ -36,7 +36,13 @@ def check_inputs(cfg: Config, out: Path, loaded=None) -> None:
     goes, trackers, local data paths (regular files: a pipe blocks forever), the model source."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"the trial directory {out} is an existing file; give another --out")
+    check_sources(cfg, model=loaded is None)
+
+
+def check_sources(cfg: Config, model: bool = True) -> None:
+    """The tracker packages, the local data paths and (with `model`) the model source of `cfg`:
+    what every trial of a study reads, checked before the study's directory is made."""
     check_installed(cfg)  # a missing tracker package
     check_local(cfg.data)
-    if loaded is None:
+    if model:
         check_source(resolve_source(cfg.model.name), cfg.model.revision)

@@ -51,6 +51,11 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
     if storage is None and cfg is None and not has_study_db(out):
         raise _no_study(out)
     explicit = cfg is not None
+    if explicit:  # what its trials read, checked before the study is made or changed
+        # imported here: readers of a study (export, report) must not load the runner
+        from ..runner.preflight import check_sources
+
+        check_sources(cfg)
     if explicit and (storage is not None or has_study_db(out)):
         _refuse_another_space(url, name, cfg)
     if storage is None:
