@@ -185,5 +185,7 @@ def test_storage_imports_nothing_else_of_tunelm():
     """The study's storage (and where it lives) stand alone: no config, no trial machinery."""
     g = graph()
     location, storage = f"{PACKAGE}.search.location", f"{PACKAGE}.search.storage"
+    drivers = f"{PACKAGE}.search.drivers"  # the URL's driver checked: StorageError only
     assert g[location] == set()
-    assert g[storage] == {location}
+    assert g[storage] == {location, drivers}
+    assert g[drivers] == {f"{PACKAGE}.errors"}

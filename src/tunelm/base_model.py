@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from . import hf_args
 from .errors import ConfigError, ModelError
+from .model_checks import check_source, load_failure
 from .models import gguf_cache_path, load_tokenizer, resolve_source, tiny_model
 
 
@@ -86,7 +87,7 @@ def check_method(method: str, device: str) -> None:
             "has none. Use --set model.method=lora"
         )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError("model.method qlora needs bitsandbytes: pip install bitsandbytes")
+        raise ConfigError("model.method qlora needs bitsandbytes: pip install 'tunelm[qlora]'")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,7 +115,11 @@ def load_base_model(cfg, precision: str, device: str):
 
     source = resolve_source(cfg.name)
     check_method(cfg.method, device)
-    tok = load_tokenizer(source, cfg.trust_remote_code, cfg.revision)
+    check_source(source, cfg.revision)
+    try:
+        tok = load_tokenizer(source, cfg.trust_remote_code, cfg.revision)
+    except (OSError, ValueError) as exc:
+        raise load_failure(cfg.name, exc) from None
     if source.kind == "tiny":
         model = tiny_model(source.tiny_spec, len(tok), tok.eos_token_id, tok.pad_token_id)
         return model, tok, source
@@ -131,11 +136,8 @@ def load_base_model(cfg, precision: str, device: str):
         kwargs.update(quantization_config=BitsAndBytesConfig(**quantization), device_map={"": 0})
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except OSError as exc:
-        raise ModelError(
-            f"model.name {cfg.name!r} could not be loaded: {exc}. Check the id or path, your "
-            "network and HF_TOKEN for gated models."
-        ) from None
+    except (OSError, ValueError) as exc:
+        raise load_failure(cfg.name, exc) from None
     if device == "cuda" and cfg.method != "qlora":
         model.to("cuda")
     return model, tok, source

@@ -44,6 +44,11 @@ class ModelError(BadInputError):
     """A model cannot be found or loaded as asked."""
 
 
+class StorageError(BadInputError):
+    """A study's storage cannot be opened: its driver is missing (the message names the extra to
+    install), its URL is malformed, or its database file is not one. Passwords are never shown."""
+
+
 class TrainingError(TunelmError):
     """A run started but failed (diverged, NaN, crashed): exit code 1."""
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import textwrap
+from pathlib import Path
 
 from ..errors import EXIT_BAD_INPUT
 
@@ -28,8 +29,34 @@ def command(parent, name: str, help: str, examples_text: str) -> argparse.Argume
                              formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
-def add_config_args(p):
-    p.add_argument("config", help="YAML config (see presets/)")
+def config_file(directory_ok: bool = False):
+    """An argparse `type` for a config path: one that exists must be a regular UTF-8 text file
+    (a named pipe would block the read forever), or a directory where `directory_ok` (a study
+    directory). A missing one is left to the loader, which says so."""
+
+    def check(value: str) -> str:
+        p = Path(value).expanduser()
+        if not p.exists() or (directory_ok and p.is_dir()):
+            return value
+        if not p.is_file():
+            what = "a directory" if p.is_dir() else "not a regular file (a pipe, device or socket)"
+            raise argparse.ArgumentTypeError(f"config {value} is {what}; give a YAML file"
+                                             + (" or a study directory" if directory_ok else ""))
+        try:
+            p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"config {value} is not UTF-8 text (byte "
+                                             f"{exc.start}); give a YAML file") from None
+        return value
+
+    check.__name__ = "config"
+    return check
+
+
+def add_config_args(p, directory_ok: bool = False):
+    p.add_argument("config", type=config_file(directory_ok),
+                   help="YAML config (see presets/)" + (", or a study directory to continue"
+                                                        if directory_ok else ""))
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a field, e.g. --set train.learning_rate=3e-4 (repeatable)",

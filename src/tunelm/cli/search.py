@@ -31,7 +31,7 @@ def add(sub) -> None:
             tunelm search my.yaml --report-to wandb         # a W&B run per trial, grouped by study
         """,
     )
-    add_config_args(p)
+    add_config_args(p, directory_ok=True)
     p.add_argument("--strategy", type=one_of("--strategy", STRATEGIES), metavar="STRATEGY",
                    help=" | ".join(STRATEGIES))
     p.add_argument("--trials", type=int, help="total trials of the study")

@@ -35,12 +35,12 @@ from .prepare import (
     split_records,
 )
 from .records import ROLES, Record, detect_format, to_messages, tools_of
-from .sources import Source, open_source
+from .sources import Source, check_local, open_source
 
 __all__ = [
     "IGNORE", "ROLES", "Collator", "DatasetStats", "Encoded", "ListDataset", "PreparedData",
     "Record", "RecordList", "Rows", "Source", "cache_root", "detect_format", "encode", "encode_records",
-    "ensure_chat_template", "open_source", "pack", "prepare", "prompt_text", "read_records",
+    "check_local", "ensure_chat_template", "open_source", "pack", "prepare", "prompt_text", "read_records",
     "render_chat", "resolve_paths", "split_indices", "split_records", "to_messages",
     "tokenizer_fingerprint", "tools_of",
 ]

@@ -63,6 +63,31 @@ def _file_digest(files: list[Path]) -> str:
     return h.hexdigest()
 
 
+def check_regular(p: Path, spec: str) -> None:
+    """A data path must be a directory or a regular file: a named pipe would block the read
+    forever, a device never ends. Checked with stat, without opening it."""
+    if not p.is_dir() and not p.is_file():
+        raise DataError(f"data file {spec} is not a regular file (a pipe, device or socket); "
+                        f"save the data to a {', '.join(SUFFIXES)} file and give its path")
+
+
+def is_local(spec) -> bool:
+    """True when `spec` names a local path (as open_source reads it), not a hub dataset id."""
+    if not isinstance(spec, str):
+        return False
+    p = Path(spec).expanduser()
+    return (p.exists() or p.is_symlink() or p.is_absolute() or spec.startswith((".", "~"))
+            or p.suffix.lower() in SUFFIXES or not HUB_ID.match(spec))
+
+
+def check_local(cfg) -> None:
+    """The local data paths of `cfg` (a DataConfig) exist and are regular files or data
+    directories; a hub id is left to the load. Reads nothing."""
+    for spec in (cfg.train, cfg.eval):
+        if is_local(spec):
+            open_source(spec, cfg)
+
+
 def _local_files(p: Path, spec: str) -> list[Path]:
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in SUFFIXES)
@@ -90,6 +115,7 @@ def open_source(spec, cfg, split: str | None = None) -> Source:
         return Source("the given dataset", spec._fingerprint, dataset=spec)
     p = Path(spec).expanduser()
     if p.exists():
+        check_regular(p, spec)
         if is_saved_dataset(p) or (cfg.subset and is_saved_dataset(p / cfg.subset)):
             ds = _load_saved(p, spec, cfg.subset, split)
             return Source(f"{spec} ({split})", ds._fingerprint, dataset=ds)

@@ -32,7 +32,7 @@ from ..base_model import (
 )
 from ..config import Config
 from ..data import Collator, ListDataset, prepare
-from ..errors import BadInputError, TrainingError
+from ..errors import BadInputError, ConfigError, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
 from ..plan import plan_steps
@@ -40,7 +40,8 @@ from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
 from .evaluate import evaluate_task
 from .launch import ddp_fields, in_ranks, run_on_ranks
-from .tracking import RunInfo, check_installed, plain_run, tracking, trainer_fields
+from .preflight import check_inputs, write_crash
+from .tracking import RunInfo, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")
 
@@ -71,8 +72,6 @@ def _peak_memory_mb(device: str) -> dict:
 
 def _check_optimizer(optimizer: str, device: str) -> None:
     if optimizer != "adamw_torch" and device != "cuda":
-        from ..errors import ConfigError
-
         raise ConfigError(
             f"train.optimizer {optimizer} needs bitsandbytes on a CUDA GPU; on this machine use "
             "--set train.optimizer=adamw_torch"
@@ -124,17 +123,20 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     trial's `tracking.trial_run`); by default it is named after `out_dir`.
     """
     out = Path(out_dir)
+    check_inputs(cfg, out, loaded)  # bad input is found before the trial directory exists
+    check_devices(cfg.train.devices, visible())  # more ranks than devices: exit 2
+    if cfg.train.devices > 1 and not in_ranks():  # N ranks under torchrun: runner/launch.py
+        return run_on_ranks(cfg, out, fraction=fraction, run=run, callbacks=callbacks,
+                            resume_from=resume_from, save_state_to=save_state_to)
     created = not out.exists()
     try:
-        check_installed(cfg)  # a missing tracker package: before any training
-        check_devices(cfg.train.devices, visible())  # more ranks than devices: exit 2
-        if cfg.train.devices > 1 and not in_ranks():  # N ranks under torchrun: runner/launch.py
-            return run_on_ranks(cfg, out, fraction=fraction, run=run, callbacks=callbacks,
-                                resume_from=resume_from, save_state_to=save_state_to)
         return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to, run=run)
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
+        raise
+    except Exception as exc:  # a crash mid-run (a full disk, say): the directory says so
+        write_crash(out, exc)
         raise
 
 

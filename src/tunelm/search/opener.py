@@ -50,9 +50,16 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
     name = name or out.name
     if storage is None and cfg is None and not has_study_db(out):
         raise _no_study(out)
+    explicit = cfg is not None
+    if explicit:  # what its trials read, checked before the study is made or changed
+        # imported here: readers of a study (export, report) must not load the runner
+        from ..runner.preflight import check_sources
+
+        check_sources(cfg)
+    if explicit and (storage is not None or has_study_db(out)):
+        _refuse_another_space(url, name, cfg)
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
-    explicit = cfg is not None
     if cfg is None:
         attrs = study_attrs(make_storage(url), name)
         if attrs is None:
@@ -75,6 +82,38 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
         study.set_user_attr(CONFIG_ATTR, cfg.to_dict())
         study.set_user_attr("study_dir", str(out.resolve()))
     return study, cfg
+
+
+def _describe(d) -> str:
+    if d.kind == "categorical":
+        return f"one of {list(d.choices)}"
+    return f"{d.low:g} .. {d.high:g}{' (log)' if d.log else ''}" + (f" when {d.when}" if d.when
+                                                                        else "")
+
+
+def space_changes(old: list, new: list) -> list[str]:
+    """How the dimensions `new` differ from `old` (each a list of space.Dimension), one phrase a
+    dimension: added, removed, or its range changed."""
+    before, after = {d.name: d for d in old}, {d.name: d for d in new}
+    changes = [f"{n} added ({_describe(after[n])})" for n in after if n not in before]
+    changes += [f"{n} removed (was {_describe(before[n])})" for n in before if n not in after]
+    changes += [f"{n} {_describe(before[n])} -> {_describe(after[n])}" for n in before
+                if n in after and before[n] != after[n]]
+    return changes
+
+
+def _refuse_another_space(url: str, name: str, cfg: Config) -> None:
+    """A study that has trials continues only in its own search space: trials sampled from two
+    spaces mislead every sampler and every report. Raises ConfigError naming the difference."""
+    rdb = make_storage(url)
+    attrs = study_attrs(rdb, name)
+    if not attrs or CONFIG_ATTR not in attrs or not read_study(rdb, name).trials:
+        return
+    changes = space_changes(dims_of(from_dict(attrs[CONFIG_ATTR])), dims_of(cfg))
+    if changes:
+        raise ConfigError(f"study {name!r} has trials in another search space: "
+                          f"{'; '.join(changes)}. Continue it with its own (tunelm search DIR), "
+                          "or start a new study with another --out")
 
 
 def load_study(target: str | Path, storage: str | None = None,

@@ -14,7 +14,9 @@ from __future__ import annotations
 import warnings
 
 import optuna
+from sqlalchemy.exc import SQLAlchemyError
 
+from .drivers import check_url, unreadable
 from .location import DB_FILE, Location, has_study_db, is_storage_url, locate, storage_url
 
 __all__ = ["DB_FILE", "Location", "has_study_db", "is_storage_url", "locate", "make_storage",
@@ -34,7 +36,11 @@ def make_storage(url: str, heartbeat_seconds: int | None = None):
         beats = {"heartbeat_interval": heartbeat_seconds, "grace_period": 3 * heartbeat_seconds,
                  "heartbeat_stale_trial_callback":
                      optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **beats)
+    check_url(url)
+    try:
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **beats)
+    except SQLAlchemyError as exc:  # not a database, a directory, a server that refused
+        raise unreadable(url, exc) from None
     if sqlite:
         _serialize_sqlite(storage.engine)
     return storage
