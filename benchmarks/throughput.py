@@ -65,7 +65,7 @@ def bare_loop(cfg, base, tokenizer, train, precision: str, device: str) -> dict:
 
     from tunelm.base_model import attach_method
     from tunelm.plan import plan_steps
-    from tunelm.runner.evaluate import autocast
+    from tunelm.runner.task_eval import autocast
 
     torch.manual_seed(cfg.train.seed)
     model = attach_method(base, cfg)

@@ -131,7 +131,7 @@ def eval_loss(model, tokenizer, examples: list[Encoded], batch_size: int, device
     import torch.nn.functional as F
 
     from .data import Collator
-    from .runner.evaluate import autocast
+    from .runner.task_eval import autocast
 
     collate = Collator(tokenizer.pad_token_id)
     was_training = model.training
@@ -164,7 +164,7 @@ def eval_loss(model, tokenizer, examples: list[Encoded], batch_size: int, device
 
 def _score(model, tok, cfg, records, examples, eval_cfg, device, precision):
     """(figures, generated rows, {record index: example loss}) of one model."""
-    from .runner.evaluate import evaluate_task
+    from .runner.task_eval import evaluate_task
 
     started = time.time()
     loss, per_example = eval_loss(model, tok, [e for _, e in examples], cfg.train.batch_size,

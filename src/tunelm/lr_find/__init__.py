@@ -19,8 +19,8 @@ from .curve import (
     steepest,
     valley,
 )
+from .range_test import check_range, run_lr_find
 from .render import render_text
-from .runner import check_range, run_lr_find
 
 __all__ = [
     "BETA", "DIVERGENCE_FACTOR", "MEASURED_BAND_RATIOS", "RECOMMEND_IN_BAND", "STEEPEST_BACKOFF",

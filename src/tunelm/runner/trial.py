@@ -38,9 +38,9 @@ from ..logs import trial_log
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
-from .evaluate import evaluate_task
 from .launch import ddp_fields, in_ranks, run_on_ranks
 from .preflight import check_inputs, write_crash
+from .task_eval import evaluate_task
 from .tracking import RunInfo, plain_run, tracking, trainer_fields
 
 log = logging.getLogger("tunelm.train")

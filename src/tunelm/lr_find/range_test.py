@@ -154,7 +154,7 @@ def _train(tuned, tok, cfg, train, lrs, beta, device, precision, progress):
     from tqdm import tqdm
 
     from ..data import Collator
-    from ..runner.evaluate import autocast
+    from ..runner.task_eval import autocast
 
     t = cfg.train
     tuned.train()
