@@ -297,6 +297,16 @@ def test_postgres_without_its_driver(tmp_path, data, command):
     assert PASSWORD not in err + proc.stdout
 
 
+def test_report_given_a_url_as_its_study(tmp_path):
+    """A storage URL where report expects a study directory is read as the storage (it was
+    echoed, password and all, as a missing directory)."""
+    url = f"postgresql+psycopg2://drill:{PASSWORD}@127.0.0.1:1/db"
+    proc = tunelm("report", url, "--study", "s", "--out", str(tmp_path / "r.html"), cwd=tmp_path)
+    err = said(proc, 2, "could not be opened")
+    assert PASSWORD not in err + proc.stdout
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_pg8000_url_without_its_driver(tmp_path):
     url = f"postgresql+pg8000://drill:{PASSWORD}@127.0.0.1:1/db"
     proc = tunelm("best", url, "--name", "s", cwd=tmp_path)

@@ -56,3 +56,19 @@ def test_reading_a_study_builds_no_sampler_and_creates_nothing(tmp_path):
     assert load_study(url, name="s")[1].search.strategy == "grid"
     with pytest.raises(ConfigError, match="no study named 'other'"):
         load_study(url, name="other")
+
+
+def test_a_plain_postgresql_url_uses_the_driver_tunelm_postgres_installs(monkeypatch):
+    """SQLAlchemy 2.1 reads postgresql:// as psycopg 3; tunelm[postgres] installs psycopg2."""
+    import importlib.util
+
+    from tunelm.search.drivers import with_installed_driver
+
+    installed = {"psycopg2"}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: object() if name in installed else None)
+    url = "postgresql://me:pw@db/tunelm"
+    assert with_installed_driver(url) == "postgresql+psycopg2://me:pw@db/tunelm"
+    assert with_installed_driver("postgresql+pg8000://db/x") == "postgresql+pg8000://db/x"
+    installed.add("psycopg")  # psycopg 3 installed: SQLAlchemy's own choice stands
+    assert with_installed_driver(url) == url

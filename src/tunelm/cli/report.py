@@ -23,7 +23,11 @@ def add(sub) -> None:
 
 def run(args) -> int:
     from ..report import write_report
+    from ..search.location import is_storage_url
 
-    path = write_report(args.study_dir, storage=args.storage, study_name=args.study, out=args.out)
+    study_dir, storage = args.study_dir, args.storage
+    if study_dir is not None and is_storage_url(study_dir):  # a URL where a directory goes
+        study_dir, storage = None, study_dir
+    path = write_report(study_dir, storage=storage, study_name=args.study, out=args.out)
     print(f"report written to {path} (plots in {path.parent / 'plots'})")
     return 0

@@ -18,6 +18,21 @@ INSTALL = {
 }
 
 
+def with_installed_driver(url: str) -> str:
+    """A plain postgresql:// names no driver, and SQLAlchemy 2.1 then takes psycopg (3) while
+    tunelm[postgres] installs psycopg2: where psycopg2 is the one installed, the URL names it.
+
+    >>> with_installed_driver("sqlite:///study.db")
+    'sqlite:///study.db'
+    """
+    from importlib.util import find_spec
+
+    plain = "postgresql://"
+    if url.startswith(plain) and find_spec("psycopg") is None and find_spec("psycopg2"):
+        return "postgresql+psycopg2://" + url[len(plain):]
+    return url
+
+
 def shown(url: str) -> str:
     """`url` with its password masked (***), for messages and logs."""
     from sqlalchemy.engine import make_url

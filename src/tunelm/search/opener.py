@@ -14,6 +14,7 @@ import optuna
 
 from ..config import Config, from_dict
 from ..errors import ConfigError
+from .drivers import shown
 from .pruners import make_pruner
 from .space import dims_of
 from .storage import (
@@ -63,7 +64,7 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
     if cfg is None:
         attrs = study_attrs(make_storage(url), name)
         if attrs is None:
-            raise ConfigError(f"no study named {name!r} in {url}; start one with tunelm search "
+            raise ConfigError(f"no study named {name!r} in {shown(url)}; start one with tunelm search "
                               "CONFIG")
         cfg = from_dict(attrs[CONFIG_ATTR])
     rdb = make_storage(url, cfg.search.heartbeat_seconds)
@@ -128,6 +129,6 @@ def load_study(target: str | Path, storage: str | None = None,
     rdb = make_storage(where.url)
     attrs = study_attrs(rdb, name)
     if attrs is None or CONFIG_ATTR not in attrs:
-        raise ConfigError(f"no study named {name!r} in {where.url}; start one with tunelm "
+        raise ConfigError(f"no study named {name!r} in {shown(where.url)}; start one with tunelm "
                           "search CONFIG")
     return read_study(rdb, name), from_dict(attrs[CONFIG_ATTR])

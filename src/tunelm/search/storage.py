@@ -16,7 +16,7 @@ import warnings
 import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
-from .drivers import check_url, unreadable
+from .drivers import check_url, unreadable, with_installed_driver
 from .location import DB_FILE, Location, has_study_db, is_storage_url, locate, storage_url
 
 __all__ = ["DB_FILE", "Location", "has_study_db", "is_storage_url", "locate", "make_storage",
@@ -36,6 +36,7 @@ def make_storage(url: str, heartbeat_seconds: int | None = None):
         beats = {"heartbeat_interval": heartbeat_seconds, "grace_period": 3 * heartbeat_seconds,
                  "heartbeat_stale_trial_callback":
                      optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+    url = with_installed_driver(url)
     check_url(url)
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **beats)
