@@ -11,7 +11,7 @@ imports and the tokenizer (the baseline) and its peak while preparing:
 - new, trial 1: an empty cache; new, trial 2: another process on the same cache (as the next
   trial of a study, or another worker, is).
 
-    .venv/bin/python benchmarks/data_prep.py --old-src /work/main/src       # about 10 minutes
+    .venv/bin/python benchmarks/data_prep.py --old-src OLD/src   # OLD: a checkout of the code before; about 10 minutes
     .venv/bin/python benchmarks/data_prep.py --examples 20000 --old-src ...  # a quicker look
     .venv/bin/python benchmarks/data_prep.py --skip-new --old-src ...        # the old code only
 """

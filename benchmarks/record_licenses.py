@@ -12,7 +12,7 @@ step with its epoch, and every eval loss.
 Then `run_lr_find` runs on the config of each grid (contracts, docstrings, licenses), so that its
 suggestions can be compared with each grid's best rate.
 
-    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/record_licenses.py > /tmp/rec.log 2>&1 &
+    OMP_NUM_THREADS=1 nohup .venv/bin/python benchmarks/record_licenses.py > runs/record_licenses.log 2>&1 &
 
 About 40 minutes on the shared 2-core CPU (one thread; 6-9 s per step while shared); resumable: finished runs are kept.
 """
