@@ -2,7 +2,10 @@
 
 The previous default (`tpe`, Hyperband) against the new one (`adaptive`, curve pruner), one study
 each, one after the other (never at the same time: they would share the cores), on the same
-data, the same recommended config and the same wall-clock budget (`--timeout`). Per study:
+data, the same recommended config and the same wall-clock budget (`--timeout`). With
+`--parallel` the two run at the same time, each pinned to one core (`taskset`, one thread):
+for a machine that other jobs share, where one after the other would give the two different
+loads, side by side gives them the same. Per study:
 trials finished, trials pruned (and why), best eval loss, and the trials' wall seconds.
 
 The data: paragraphs of the section-1 manual pages installed on this machine (`man -l FILE`,
@@ -14,6 +17,7 @@ so that a run takes minutes on a 2-core CPU.
     .venv/bin/python benchmarks/live_compare.py                  # 2 x 20 minutes, then the table
     .venv/bin/python benchmarks/live_compare.py --minutes 5 --only adaptive
     .venv/bin/python benchmarks/live_compare.py --data-only      # write the data set, train nothing
+    .venv/bin/python benchmarks/live_compare.py --parallel       # both at once, one core each
 
 Writes benchmarks/data/live_compare.json (and the study directories under --work).
 """
@@ -83,7 +87,10 @@ def _is_eval(name: str) -> bool:
 
 
 def write_dataset(work: Path, train: int = 256, eval_n: int = 48) -> dict[str, str]:
-    """train.jsonl / eval.jsonl ({"text": ...}) from the manual pages, pages in name order."""
+    """train.jsonl / eval.jsonl ({"text": ...}) from the manual pages, pages in name order;
+    kept when already written (the same pages give the same files)."""
+    if all((work / f"{split}.jsonl").is_file() for split in ("train", "eval")):
+        return {split: str(work / f"{split}.jsonl") for split in ("train", "eval")}
     pages = sorted(MAN_DIR.glob("*.1*"))
     if not pages:
         raise SystemExit(f"no manual pages in {MAN_DIR}: install man-db and some pages, or "
@@ -152,24 +159,51 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def run_parallel(args, work: Path) -> int:
+    """Both contenders at once, `--only` each in a child pinned to its own core; one table."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    children = []
+    for core, name in enumerate(("tpe", "adaptive")):
+        out = work / f"{name}.json"
+        cmd = ["taskset", "-c", str(core), sys.executable, __file__, "--only", name,
+               "--minutes", str(args.minutes), "--work", str(work), "--out", str(out)]
+        children.append((out, subprocess.Popen(cmd, env=env)))
+    codes = [child.wait() for _, child in children]
+    if any(codes):
+        print(f"a contender failed: exit codes {codes}", file=sys.stderr)
+        return 1
+    rows = [row for out, _ in children for row in json.loads(out.read_text())["rows"]]
+    Path(args.out).write_text(json.dumps(
+        {"minutes": args.minutes, "cpu_threads": 1, "parallel": True, "rows": rows},
+        indent=1, default=str) + "\n")
+    print(table(rows))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0)
     parser.add_argument("--work", default="runs/live_compare")
     parser.add_argument("--only", choices=("tpe", "adaptive"), default=None)
     parser.add_argument("--data-only", action="store_true")
+    parser.add_argument("--parallel", action="store_true",
+                        help="run both at once, each pinned to one core with one thread")
+    parser.add_argument("--out", default=str(HERE / "data" / "live_compare.json"))
     args = parser.parse_args(argv)
     if args.minutes <= 0:
         print(f"--minutes must be > 0, got {args.minutes}", file=sys.stderr)
         return 2
     work = Path(args.work)
-    if any((work / name).exists() for name in ("tpe", "adaptive")) and not args.data_only:
+    mine = [args.only] if args.only else ["tpe", "adaptive"]
+    if any((work / name).exists() for name in mine) and not args.data_only:
         print(f"{work} already holds studies; remove it or give --work NEW_DIR", file=sys.stderr)
         return 2
     paths = write_dataset(work / "data")
     print(f"data: {paths}")
     if args.data_only:
         return 0
+    if args.parallel:
+        return run_parallel(args, work)
     raw = base_config(paths)
     rows = []
     for label, overrides in CONTENDERS.items():
@@ -177,7 +211,7 @@ def main(argv=None) -> int:
             continue
         rows.append(run_one(raw, label, overrides, args.minutes, work / overrides["strategy"]))
         print(table(rows), flush=True)
-    (HERE / "data" / "live_compare.json").write_text(json.dumps(
+    Path(args.out).write_text(json.dumps(
         {"minutes": args.minutes, "cpu_threads": os.environ.get("OMP_NUM_THREADS"),
          "load_before": os.getloadavg(), "rows": rows}, indent=1, default=str) + "\n")
     print(table(rows))
