@@ -114,8 +114,9 @@ def check_lora_bf16(ctx: Context) -> dict:
     from tunelm.recommend.facts import model_facts
     from tunelm.recommend.memory import estimate
 
-    batch, seq, out = 16, 512, ctx.work / "lora_bf16"
-    result = run_train(config(ctx, "lora_bf16", batch=batch, seq=seq, steps=60), out)
+    out = ctx.work / "lora_bf16"
+    result = run_train(config(ctx, "lora_bf16", batch=16, seq=512, steps=60), out)
+    batch = result["plan"]["batch_size"]  # what trained, for the estimate of the same shapes
     rates = [r["tokens_per_s"] for r in metrics(out) if r.get("tokens_per_s") and r["step"] > 10]
     tok_s = statistics.median(rates)
     params = result["total_parameters"]

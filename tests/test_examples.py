@@ -164,3 +164,22 @@ def test_create_makes_the_study_and_runs_no_trial(tmp_path, capsys):
     assert main(["-q", "search", str(config), "--storage", url, "--study", "s2",
                  "--create"]) == 2
     assert "workers cannot join a protocol study" in capsys.readouterr().err
+
+
+def test_a_worker_given_fewer_devices_than_the_trials_need_exits_2(tmp_path, capsys):
+    import optuna
+
+    raw = load_config(ROOT / "presets/tiny.yaml").to_dict()
+    raw["search"].update(strategy="random", trials=2, devices_per_trial=4096)
+    config = tmp_path / "c.yaml"
+    config.write_text(json.dumps(raw))
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    # created on a login node: the trials run elsewhere, so its devices are not checked there
+    assert main(["-q", "search", str(config), "--storage", url, "--study", "big", "--create"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "worker", "--storage", url, "--study", "big",
+                 "--out", str(tmp_path / "runs")]) == 2
+    assert "train.devices 4096 is more than this machine has" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+    assert all(t.state.name == "WAITING"
+               for t in optuna.load_study(study_name="big", storage=url).trials)

@@ -104,3 +104,15 @@ def test_a_search_with_two_devices_per_trial_runs_on_a_cpu(tiny_config, tmp_path
     assert len(results) == 2
     for r in results:
         assert r["status"] == "ok" and r["plan"]["world_size"] == 2 and r["final_step"] == 2
+
+
+def test_workers_take_their_slices_of_the_schedulers_list(monkeypatch, capsys):
+    """The real path from the config to each worker's devices, with 4 GPUs as listed by a
+    scheduler (the detection faked: no GPU here)."""
+    from tunelm.runner import devices
+
+    monkeypatch.setattr(devices, "visible", lambda: devices.Visible(4, "cuda"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert main(["-q", "search", "presets/tiny.yaml", "--strategy", "random", "--workers", "2",
+                 "--devices-per-trial", "2", "--dry-run"]) == 0
+    assert "workers: 0 on GPUs 4,5; 1 on GPUs 6,7" in capsys.readouterr().out

@@ -135,8 +135,23 @@ def dry_run(cfg, out) -> str:
     plan = strategy_named(s.strategy).plan(cfg, dims)
     if plan:
         lines.append(plan)
+    if s.workers > 1:
+        lines.append(_workers_line(cfg))
     try:
         lines.append(describe_cost(estimate_cost(cfg, dims)))
     except (DataError, ModelError) as exc:  # the plan stands; the cost needs the data and model
         lines.append(f"cost: not estimated: {exc}")
     return "\n".join(lines)
+
+
+def _workers_line(cfg) -> str:
+    """Where each local worker would run: its slice of CUDA_VISIBLE_DEVICES, or the reason
+    there is none."""
+    from ..errors import ConfigError
+    from ..search.workers import worker_slices
+
+    try:
+        parts = worker_slices(cfg)
+    except ConfigError as exc:
+        return f"workers: {exc}"
+    return "workers: " + "; ".join(f"{p.index} on {p.describe()}" for p in parts)
