@@ -98,7 +98,7 @@ def run(args) -> int:
         print(dry_run(cfg, out))
         return 0
     if args.create:  # the trials run elsewhere: this machine's devices do not matter
-        from ..search.workers import create_for_workers
+        from ..search import create_for_workers
 
         if cfg is None:
             raise ConfigError("--create makes a new study: give a CONFIG file")
