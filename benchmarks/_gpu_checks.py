@@ -8,15 +8,17 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "smollm2-135m"
-CHECK_TIMEOUT_S = 240  # one child; the whole script stays under 8 minutes on one GPU
+CHECK_TIMEOUT_S = 240  # one child at most; and none runs past the script's deadline
 
 
 @dataclass
@@ -26,6 +28,14 @@ class Context:
     gpus: int
     peak_flops: float | None  # dense bf16 FLOP/s of the device, None when not known
     model: str = MODEL  # the tests run the harness on a CPU with "tiny"
+    deadline: float = math.inf  # time.time() by which every check must have ended
+
+    def timeout(self) -> float:
+        """Seconds the next child may run: CHECK_TIMEOUT_S, or less near the deadline."""
+        left = self.deadline - time.time()
+        if left < 20:
+            raise TimeoutError("the script's time budget was spent before this check")
+        return min(CHECK_TIMEOUT_S, left)
 
 
 def write_data(work: Path, rows: int = 160, seq: int = 512) -> tuple[Path, Path]:
@@ -57,18 +67,23 @@ def config(ctx: Context, name: str, *, method="lora", optimizer="adamw_torch", b
     return path
 
 
-def run_train(cfg: Path, out: Path, devices: int = 1, sets=()) -> dict:
-    """`tunelm train CFG --out OUT` in a child process; its result.json. RuntimeError with the
-    end of its output when it fails."""
+def run_train(ctx: Context, cfg: Path, out: Path, devices: int = 1) -> dict:
+    """`tunelm train CFG --out OUT` in a child process, killed with its ranks (its process
+    group) at `ctx.timeout()`; its result.json. RuntimeError with the end of its output when it
+    fails."""
     cmd = [sys.executable, "-m", "tunelm", "-q", "train", str(cfg), "--out", str(out),
            "--devices", str(devices)]
-    for s in sets:
-        cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=ctx.timeout())
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun's ranks too
+        proc.communicate()
+        raise
     if proc.returncode != 0 or not (out / "result.json").exists():
-        tail = (proc.stderr or proc.stdout)[-1500:]
-        raise RuntimeError(f"tunelm train exited {proc.returncode}: {tail}")
+        raise RuntimeError(f"tunelm train exited {proc.returncode}: {output[-1500:]}")
     return json.loads((out / "result.json").read_text())
 
 
@@ -115,7 +130,7 @@ def check_lora_bf16(ctx: Context) -> dict:
     from tunelm.recommend.memory import estimate
 
     out = ctx.work / "lora_bf16"
-    result = run_train(config(ctx, "lora_bf16", batch=16, seq=512, steps=60), out)
+    result = run_train(ctx, config(ctx, "lora_bf16", batch=16, seq=512, steps=60), out)
     batch = result["plan"]["batch_size"]  # what trained, for the estimate of the same shapes
     rates = [r["tokens_per_s"] for r in metrics(out) if r.get("tokens_per_s") and r["step"] > 10]
     tok_s = statistics.median(rates)
@@ -135,8 +150,8 @@ def check_lora_bf16(ctx: Context) -> dict:
 def check_stepping(ctx: Context, name: str, method: str, optimizer: str) -> dict:
     """QLoRA (4-bit NF4) or a bitsandbytes optimizer really stepping: 30 steps."""
     out = ctx.work / name
-    result = run_train(config(ctx, name, method=method, optimizer=optimizer, batch=8, seq=256,
-                              steps=30), out)
+    result = run_train(ctx, config(ctx, name, method=method, optimizer=optimizer, batch=8,
+                                   seq=256, steps=30), out)
     found = stepped(out)
     return {**found, "ok": found["ok"] and result["status"] == "ok",
             "memory_measured_mb": result.get("peak_gpu_mb")}
@@ -148,8 +163,9 @@ def check_ranks(ctx: Context, name: str, sharding: str | None) -> dict:
     method = "lora" if sharding is None else "full"
     extra = {} if sharding is None else {"sharding": sharding}
     out = ctx.work / name
-    result = run_train(config(ctx, name, method=method, batch=8, seq=256, steps=30,
-                              lr=1e-3 if method == "lora" else 2e-5, extra=extra), out, devices=2)
+    result = run_train(ctx, config(ctx, name, method=method, batch=8, seq=256, steps=30,
+                                   lr=1e-3 if method == "lora" else 2e-5, extra=extra), out,
+                       devices=2)
     found = stepped(out, adapter=method == "lora")
     world = result["plan"]["world_size"]
     return {**found, "ok": found["ok"] and world == 2, "world_size": world,

@@ -34,6 +34,7 @@ from _gpu_peaks import known_names, peak_for  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "data" / "gpu_check.json"
 NO_CUDA = "no CUDA device: nothing measured"
+BUDGET_S = 450  # every check ends by then (a hung child is killed): the script stays under 8 min
 
 
 def has_sharding() -> bool:
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                "peak_bf16_tflops": peak / 1e12 if peak else None, "peak_source": source,
                "checks": {}}
     with tempfile.TemporaryDirectory(prefix="gpu_check-") as work:
-        ctx = Context(Path(work), name, gpus, peak)
+        ctx = Context(Path(work), name, gpus, peak, deadline=started + BUDGET_S)
         for check, what in checks(ctx):
             results["checks"][check] = run_check(what)
             print(f"{check}: {figures(results['checks'][check])}", flush=True)

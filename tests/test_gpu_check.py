@@ -101,3 +101,15 @@ def test_a_failing_check_is_recorded_and_the_plan_skips_what_cannot_run(monkeypa
     monkeypatch.setattr(gpu_check, "has_sharding", lambda: False)
     two = dict(gpu_check.checks(Context(Path(tmp_path), "NVIDIA L4", 2, 121e12)))
     assert callable(two["ddp_2"]) and "no train.sharding field" in two["fsdp_2"]
+
+
+def test_no_check_starts_past_the_scripts_deadline(tmp_path):
+    import time
+
+    late = Context(Path(tmp_path), "NVIDIA L4", 1, 121e12, deadline=time.time() + 5)
+    with pytest.raises(TimeoutError, match="time budget was spent"):
+        late.timeout()
+    soon = Context(Path(tmp_path), "NVIDIA L4", 1, 121e12, deadline=time.time() + 100)
+    assert 90 < soon.timeout() <= 100  # less than a check's own limit near the deadline
+    failed = gpu_check.run_check(late.timeout)
+    assert failed["ok"] is False and "TimeoutError" in failed["error"]
