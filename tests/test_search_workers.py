@@ -85,8 +85,8 @@ def test_local_workers_share_one_study(cfg_of, tmp_path, caplog):
 
 
 def test_worker_environment_pins_gpus_or_shares_cores():
-    assert worker_env(1, 4, gpus=4, cores=16, base={})["CUDA_VISIBLE_DEVICES"] == "1"
-    cpu = worker_env(0, 2, gpus=0, cores=2, base={"X": "1"})
+    assert worker_env(("1",), 0, base={})["CUDA_VISIBLE_DEVICES"] == "1"
+    cpu = worker_env((), 1, base={"X": "1"})
     assert cpu["OMP_NUM_THREADS"] == "1" and cpu["X"] == "1" and "CUDA_VISIBLE_DEVICES" not in cpu
 
 

@@ -187,8 +187,13 @@ class SearchConfig:
     grid_points: int = _f(3, "grid: values per numeric dimension")
     keep_top: int = _f(1, "keep the best adapters of this many trials, delete the others")
     seed: int = _f(0, "sampler seed")
-    workers: int = _f(1, "local worker processes (one per GPU, pinned with CUDA_VISIBLE_DEVICES; "
-                         "on a CPU the cores are shared out among them)")
+    workers: int = _f(1, "local worker processes, each on its own slice of the GPUs listed in "
+                         "CUDA_VISIBLE_DEVICES (train.devices of them); on a CPU the cores are "
+                         "shared out among them")
+    devices_per_trial: int | None = _f(
+        None, "devices of each trial, one slice of the visible GPUs per local worker; its trials "
+        "run on them as ranks: sets train.devices (which, when not 1, must equal it); empty: "
+        "train.devices")
     isolate: bool = _f(False, "run each trial in a child process: all its memory is returned "
                               "after it, at the cost of loading the model for every trial")
     pbt_population: int = _f(4, "pbt: members trained side by side")
@@ -248,10 +253,20 @@ def from_dict(raw: dict | None) -> Config:
     """Build and validate a Config from a plain dict (as read from YAML). Raises ConfigError."""
     built, problems = build_sections(raw, _section_classes())
     cfg = Config(**built)
+    _devices_follow_the_search(cfg)
     problems += validate(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg
+
+
+def _devices_follow_the_search(cfg: Config) -> None:
+    """`search.devices_per_trial` K is the ranks of every trial of the study: a train.devices
+    left at 1 takes it, so the stored config that every worker reads says K too. Another
+    train.devices is left as it is, for validation to name the conflict."""
+    k = cfg.search.devices_per_trial
+    if isinstance(k, int) and not isinstance(k, bool) and k >= 1 and cfg.train.devices == 1:
+        cfg.train.devices = k
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,

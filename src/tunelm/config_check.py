@@ -72,7 +72,7 @@ def validate(cfg: Config) -> list[str]:
     _lora(p, cfg.lora)
     _data(p, cfg.data)
     _train(p, cfg.train)
-    _search(p, cfg.search, cfg.eval)
+    _search(p, cfg.search, cfg.eval, cfg.train.devices)
     _eval(p, cfg.eval)
     return list(p)
 
@@ -162,7 +162,19 @@ def _check_report_to(p: list[str], value) -> None:
            f"train.report_to: 'none' cannot be combined with trackers, got {value!r}")
 
 
-def _search(p: _Problems, se: SearchConfig, e: EvalConfig) -> None:
+def _devices_per_trial(p: _Problems, k, devices) -> None:
+    if k is None:
+        return
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+        p.append(f"search.devices_per_trial must be an integer >= 1 or empty, got {k!r}")
+        return
+    p.check(devices == k,
+            f"search.devices_per_trial {k} and train.devices {devices} disagree: every trial runs "
+            f"on its worker's slice of {k} devices; accepted: train.devices {k}, or 1 (which "
+            "takes search.devices_per_trial)")
+
+
+def _search(p: _Problems, se: SearchConfig, e: EvalConfig, t_devices=1) -> None:
     p.choice("search.strategy", se.strategy, STRATEGIES)
     p.choice("search.pruner", se.pruner, PRUNER_NAMES)
     p.choice("search.objective", se.objective, OBJECTIVES)
@@ -172,6 +184,7 @@ def _search(p: _Problems, se: SearchConfig, e: EvalConfig) -> None:
     p.positive("search.grid_points", se.grid_points)
     p.positive("search.keep_top", se.keep_top)
     p.positive("search.workers", se.workers)
+    _devices_per_trial(p, se.devices_per_trial, t_devices)
     p.positive("search.pbt_population", se.pbt_population)
     p.positive("search.pbt_generation_steps", se.pbt_generation_steps)
     p.positive("search.pbt_generations", se.pbt_generations)

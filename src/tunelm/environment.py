@@ -29,14 +29,15 @@ def configure_process() -> None:
         pass
 
 
-def worker_env(index: int, workers: int, gpus: int, cores: int, base: dict) -> dict:
-    """The environment of local worker `index` of `workers`: one GPU each
-    (CUDA_VISIBLE_DEVICES), or on a CPU an equal share of the cores (OMP/MKL threads)."""
+def worker_env(devices: tuple[str, ...], threads: int, base: dict) -> dict:
+    """The environment of a local worker: its slice of the GPUs (CUDA_VISIBLE_DEVICES, the
+    ids the scheduler gave this job), or on a CPU its share of the cores (OMP/MKL threads of
+    each of its ranks). `search/slices.py` decides both."""
     env = dict(base)
-    if gpus:
-        env["CUDA_VISIBLE_DEVICES"] = str(index)
+    if devices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(devices)
     else:
-        threads = str(max(1, cores // workers))
-        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OMP_WAIT_POLICY="PASSIVE")
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                   OMP_WAIT_POLICY="PASSIVE")
     env.update(QUIET)
     return env

@@ -27,6 +27,8 @@ def add(sub) -> None:
             tunelm search my.yaml --storage postgresql://user:pw@host/db --study contracts
             tunelm search my.yaml --dry-run           # the space, the plan, the budget
             tunelm search my.yaml --workers 8 --trials 64   # one worker process per GPU
+            tunelm search my.yaml --workers 4 --devices-per-trial 2   # 4 workers x 2 GPUs each
+            tunelm search my.yaml --storage postgresql://u:pw@db/tunelm --study s1 --create
             tunelm search my.yaml --strategy pbt --set search.pbt_population=8
             tunelm search my.yaml --report-to wandb         # a W&B run per trial, grouped by study
         """,
@@ -43,12 +45,19 @@ def add(sub) -> None:
     p.add_argument("--study", help="study name (default: the directory name)")
     p.add_argument("--out", help="study directory (default: runs/<study>)")
     p.add_argument("--workers", type=int,
-                   help="local worker processes (one per GPU; on a CPU they share the cores)")
+                   help="local worker processes, each on its own slice of CUDA_VISIBLE_DEVICES "
+                        "(on a CPU they share the cores)")
+    p.add_argument("--devices-per-trial", type=int, metavar="K",
+                   help="devices of each worker's slice; its trials run on them as K ranks "
+                        "(search.devices_per_trial, which sets train.devices)")
     p.add_argument("--isolate", action="store_true",
                    help="run each trial in a child process (memory fully returned after each)")
     add_report_to(p)
     add_devices(p)
     p.add_argument("--dry-run", action="store_true", help="print the space, plan and budget")
+    p.add_argument("--create", action="store_true",
+                   help="create the study in its storage and run no trial: for tunelm worker "
+                        "processes started elsewhere (a Slurm array, a Kubernetes Job)")
     p.set_defaults(func=run)
 
 
@@ -61,6 +70,7 @@ def _search_config(args):
     flags = [f"search.{k}={v}" for k, v in (
         ("strategy", args.strategy), ("trials", args.trials), ("budget_hours", args.budget_hours),
         ("timeout_minutes", args.timeout), ("pruner", args.pruner), ("workers", args.workers),
+        ("devices_per_trial", args.devices_per_trial),
         ("isolate", True if args.isolate else None)) if v is not None]
     flags += report_to(args) + devices(args)  # workers follow the study's stored config
     if target.is_dir():
@@ -80,11 +90,19 @@ def _search_config(args):
 
 
 def run(args) -> int:
+    from ..errors import ConfigError
     from ..search import describe, run_search
 
     cfg, out = _search_config(args)
     if args.dry_run:
         print(dry_run(cfg, out))
+        return 0
+    if args.create:  # the trials run elsewhere: this machine's devices do not matter
+        from ..search import create_for_workers
+
+        if cfg is None:
+            raise ConfigError("--create makes a new study: give a CONFIG file")
+        print(create_for_workers(cfg, out, args.storage, args.study))
         return 0
     if cfg is not None:  # more ranks per trial than this machine has: exit 2, nothing started
         from ..runner.devices import check_devices, visible
@@ -117,8 +135,23 @@ def dry_run(cfg, out) -> str:
     plan = strategy_named(s.strategy).plan(cfg, dims)
     if plan:
         lines.append(plan)
+    if s.workers > 1:
+        lines.append(_workers_line(cfg))
     try:
         lines.append(describe_cost(estimate_cost(cfg, dims)))
     except (DataError, ModelError) as exc:  # the plan stands; the cost needs the data and model
         lines.append(f"cost: not estimated: {exc}")
     return "\n".join(lines)
+
+
+def _workers_line(cfg) -> str:
+    """Where each local worker would run: its slice of CUDA_VISIBLE_DEVICES, or the reason
+    there is none."""
+    from ..errors import ConfigError
+    from ..search.workers import worker_slices
+
+    try:
+        parts = worker_slices(cfg)
+    except ConfigError as exc:
+        return f"workers: {exc}"
+    return "workers: " + "; ".join(f"{p.index} on {p.describe()}" for p in parts)

@@ -24,7 +24,18 @@ def run(args) -> int:
     from ..search import describe, run_search
 
     out = Path(args.out) if args.out else Path("runs") / args.study
+    check_ranks(args.storage, args.study)
     result = run_search(None, out, storage=args.storage, study_name=args.study,
                         progress=not args.quiet, live=True, worker=True)
     print(describe(result))
     return 0
+
+
+def check_ranks(storage: str, study: str) -> None:
+    """The study's trials run on train.devices ranks: a worker on a machine (a Slurm task, a
+    pod) given fewer devices exits 2 before it takes a trial, naming both."""
+    from ..runner.devices import check_devices, visible
+    from ..search.opener import load_study
+
+    _, cfg = load_study(storage, storage, study)
+    check_devices(cfg.train.devices, visible())

@@ -24,7 +24,7 @@ _WHERE = {
     "SearchStrategy": "strategies", "strategy_named": "strategies",
     "SearchResult": "results", "describe": "results", "best_config": "results",
     "load_study": "opener", "open_study": "opener", "run_search": "run",
-    "locate": "storage",
+    "locate": "storage", "create_for_workers": "workers",
 }
 __all__ = sorted(_WHERE)
 

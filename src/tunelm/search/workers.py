@@ -1,9 +1,10 @@
 """`tunelm search --workers N`: N local worker processes on one study, watched by this one.
 
 Each worker is a plain `tunelm worker` process on the study's storage, the same as one started
-by hand on another machine. With GPUs, worker i sees only GPU i (CUDA_VISIBLE_DEVICES); on a
-CPU the cores are shared out (OMP_NUM_THREADS), because torch processes that each spin one
-thread per core slow each other down many times over.
+by hand on another machine. With GPUs, each worker sees only its slice of the devices the
+scheduler gave this job (CUDA_VISIBLE_DEVICES "4,5,6,7" with 2 devices per trial: "4,5" and
+"6,7"; `slices.py`); on a CPU the cores are shared out (OMP_NUM_THREADS), because torch
+processes that each spin one thread per core slow each other down many times over.
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-from ..base_model import gpu_count
 from ..config import Config
 from ..environment import worker_env
 from ..errors import ConfigError, SearchError
 from .budget import spent
+from .drivers import shown
 from .live import LiveTable
 from .opener import open_study
 from .results import keep_top, summarize
+from .slices import cuda_ids, plan_slices
 from .space import dims_of
 from .storage import storage_url
-from .strategies import strategy_named
+from .strategies import ALL, strategy_named
 
 log = logging.getLogger("tunelm.search")
 POLL_SECONDS = 2.0
@@ -34,29 +36,21 @@ POLL_SECONDS = 2.0
 def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | None,
                 live: bool = True):
     n = cfg.search.workers
-    gpus = gpu_count()
-    if gpus and n > gpus:
-        raise ConfigError(f"search.workers {n} is more than the {gpus} GPUs of this machine "
-                          "(one worker per GPU); start further workers on other machines with "
-                          "tunelm worker --storage URL --study NAME")
-    study, cfg = open_study(cfg, out, storage, study_name)
-    strategy = strategy_named(cfg.search.strategy)
-    if not study.trials:
-        for params, tag in strategy.first_trials(cfg, dims_of(cfg)):
-            study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag})
+    slices = worker_slices(cfg)  # more devices than visible: exit 2 before the study exists
+    study, cfg, strategy = prepare_study(cfg, out, storage, study_name)
     url = storage_url(out, storage)
     logs = out / "workers"
     logs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "tunelm", "--quiet", "worker", "--storage", url,
            "--study", study.study_name, "--out", str(out)]
     procs = []
-    for i in range(n):
-        env = worker_env(i, n, gpus, os.cpu_count() or 1, os.environ)
+    for part in slices:
+        i = part.index
+        env = worker_env(part.devices, part.threads, os.environ)
         fh = open(logs / f"worker-{i}.log", "w", encoding="utf-8")
         procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), fh))
-        log.info("worker %d started (pid %d%s), log %s", i, procs[-1][0].pid,
-                 f", GPU {i}" if gpus else f", {env['OMP_NUM_THREADS']} threads",
-                 logs / f"worker-{i}.log")
+        log.info("worker %d started (pid %d, %s), log %s", i, procs[-1][0].pid,
+                 part.describe(), logs / f"worker-{i}.log")
     started = time.time()
     budget = strategy.budget(cfg.search)
     table = LiveTable(budget, started)
@@ -82,3 +76,43 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
     keep_top(study, cfg.search.keep_top)
     reason = budget.exhausted(spent(study.get_trials(deepcopy=False)), time.time() - started)
     return summarize(study, url, reason or strategy.stop_reason)
+
+
+def prepare_study(cfg: Config, out: Path, storage: str | None, study_name: str | None):
+    """Create (or load) a study for workers to join, with its strategy's first trials
+    enqueued once: (study, its config, its strategy)."""
+    study, cfg = open_study(cfg, out, storage, study_name)
+    strategy = strategy_named(cfg.search.strategy)
+    if not study.trials:
+        for params, tag in strategy.first_trials(cfg, dims_of(cfg)):
+            study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag})
+    return study, cfg, strategy
+
+
+def create_for_workers(cfg: Config, out: Path, storage: str | None,
+                       study_name: str | None) -> str:
+    """`tunelm search CONFIG --create`: the study in its storage, ready for `tunelm worker`
+    processes started elsewhere (a Slurm array, a Kubernetes Job); no trial runs here.
+    Returns the line that says how to join it."""
+    strategy = strategy_named(cfg.search.strategy)
+    if not strategy.workers_may_join:
+        raise ConfigError(f"--create makes a study for workers, and workers cannot join a "
+                          f"{strategy.name} study: {strategy.why_one_process}; use one of "
+                          f"{', '.join(s.name for s in ALL if s.workers_may_join)}")
+    study, _, _ = prepare_study(cfg, out, storage, study_name)
+    url = storage_url(out, storage)
+    return (f"study {study.study_name} is ready ({len(study.trials)} trial(s) so far); join it "
+            f"with: tunelm worker --storage {shown(url)} --study {study.study_name}")
+
+
+def worker_slices(cfg: Config):
+    """The slice of this machine each of `search.workers` local workers runs on: its trials'
+    `train.devices` ranks (which `search.devices_per_trial` sets) from the CUDA devices the
+    scheduler listed, or its share of the CPU cores. ConfigError when they do not fit."""
+    from ..runner.devices import visible  # here, not above: the runner package loads torch
+
+    here = visible()
+    ids = cuda_ids(os.environ.get("CUDA_VISIBLE_DEVICES"), here.count) if here.kind == "cuda" else []
+    field = ("search.devices_per_trial" if cfg.search.devices_per_trial is not None
+             else "train.devices")
+    return plan_slices(cfg.search.workers, cfg.train.devices, ids, here.count, field)
