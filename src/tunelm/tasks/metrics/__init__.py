@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ...errors import ConfigError
-
 from .labels import accuracy_scores
 from .overlap import chrf_scores, rouge_scores
 from .text import exact_scores, json_scores, parse_json_object
