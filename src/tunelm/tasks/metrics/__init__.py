@@ -69,10 +69,19 @@ def offered(metric: str) -> tuple[str, ...] | None:
 def missing_library(metric: str) -> str | None:
     """The message for a built-in metric whose optional library is not installed, or None."""
     m = METRICS.get(metric)
-    if m is None or m.module is None or importlib.util.find_spec(m.module) is not None:
+    if m is None or m.module is None or _installed(m.module):
         return None
     return (f"eval.metric {metric}: the {m.package} package is not installed; pip install "
             f"'tunelm[{EXTRA}]' (or pip install {m.package}), or choose another eval.metric")
+
+
+def _installed(module: str) -> bool:
+    """Whether `module` can be found without importing it (a finder that refuses it, as an
+    import of it would fail, counts as missing)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def availability_problems(metric: str, where: str | None = None) -> list[str]:
