@@ -268,3 +268,29 @@ def test_the_registry_is_what_the_config_accepts():
 
     assert TASK_METRICS == ("auto", "json", "exact", "rouge", "chrf", "accuracy", "none")
     assert user.is_user_spec("a.b:c") and not user.is_user_spec("rouge")
+
+
+
+def test_the_readmes_metric_function_runs_as_its_config_says(tmp_path, monkeypatch):
+    """The README's example function, beside the config of the README that names it."""
+    import re
+    import sys
+    from pathlib import Path
+
+    from tunelm.config import load_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(# my_metrics\.py.*?)```", readme, re.S).group(1)
+    excerpt = re.search(r"```yaml\n# my\.yaml \(excerpt\)\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "my_metrics.py").write_text(code)
+    (tmp_path / "my.yaml").write_text("data: {task: contracts}\n" + excerpt)
+    monkeypatch.chdir(Path(__file__).parent)
+    cfg = load_config(tmp_path / "my.yaml")
+    assert goal.direction_of(cfg.search) == "maximize"
+    try:
+        scores = metrics.score(cfg.eval.metric, ["the cat sat", "hello"],
+                               ["the cat sat down", "hello world"], cfg.eval.metric_path)
+    finally:
+        sys.modules.pop("my_metrics", None)
+    assert scores["keyword_recall"] == pytest.approx((3 / 4 + 1 / 2) / 2)
+    assert cfg.search.objective in scores

@@ -304,5 +304,6 @@ def _dig(d, keys):
 
 
 def _brief(task: dict) -> str:
-    parts = [f"{k} {task[k]:.3f}" for k in ("exact_match", "parse_rate") if task.get(k) is not None]
-    return ", ".join(parts) or "no task metric"
+    from .tasks.metrics import brief
+
+    return brief(task) or "no task metric"

@@ -33,7 +33,9 @@ log = logging.getLogger("tunelm.search")
 
 
 class OptunaReporter(TrainerCallback):
-    """Reports every eval loss to the trial at its step; stops training when the pruner says so."""
+    """Reports every eval loss to the trial at its step; stops training when the pruner says so.
+    The eval loss whatever the objective: it is the only value measured at eval steps (a task
+    metric is scored once, after training: `goal.py`)."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial

@@ -119,6 +119,13 @@ def score(metric: str, predictions: list[str], golds: list[str],
     return {}
 
 
-__all__ = ["ACCEPTED", "EXTRA", "METRICS", "NAMES", "SHARES", "Metric", "availability_problems",
+def brief(task: dict) -> str:
+    """The scores of a task metric's result on one line (`exact_match 0.850, parse_rate 1.000`),
+    or '' when it has none."""
+    return ", ".join(f"{k} {v:.3f}" for k, v in (task or {}).items() if k != "n"
+                     and isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+__all__ = ["ACCEPTED", "brief", "EXTRA", "METRICS", "NAMES", "SHARES", "Metric", "availability_problems",
            "choose_metric", "exact_scores", "form_problem", "json_scores", "missing_library",
            "offered", "parse_json_object", "score"]
