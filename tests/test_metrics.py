@@ -192,6 +192,24 @@ def test_search_refuses_a_missing_metric_library_before_anything_is_created(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("metric, missing", [("rouge", "rouge_score"), ("chrf", "sacrebleu")])
+def test_tunelm_validate_names_a_missing_metric_library(monkeypatch, tmp_path, capsys, metric,
+                                                        missing):
+    from tunelm.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == missing else real(name, *a))
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: {{name: tiny}}\ndata: {{task: contracts}}\n"
+                      f"eval: {{metric: {metric}}}\n")
+    assert main(["-q", "validate", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"eval.metric {metric}" in err and "tunelm[metrics]" in err
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    assert main(["-q", "validate", str(config)]) == 0  # installed: valid
+
+
 # ---- search.objective and search.direction ------------------------------------------------------
 
 def _search(**fields):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 import yaml
 
 from tests.conftest import write_jsonl
@@ -107,3 +108,47 @@ def test_exact_match_objective_picks_the_best_exact_match_not_the_lowest_loss(ti
     assert study.best_trial.number == best_em.number
     assert result.best_trial_dir == best_em.user_attrs["trial_dir"]
     assert result.best_value == best_em.user_attrs["exact_match"]
+
+
+BAD_SCORERS = '''
+def a_list(predictions, references):
+    return [len(p) for p in predictions]
+
+def a_word(predictions, references):
+    return {"score": "good"}
+
+def other_name(predictions, references):
+    return {"recall": 0.5}
+'''
+
+
+@pytest.mark.parametrize("command, fn, objective, message", [
+    ("train", "a_list", "eval_loss", "returned list"),
+    ("search", "a_word", "score", "score='good': a score must be a finite float"),
+    ("search", "other_name", "f1", "search.objective 'f1': the trial's eval.metric "
+                                   "'bad_scorers:other_name' returned recall"),
+])
+def test_a_metric_function_that_returns_the_wrong_thing_exits_2(tiny_config, tmp_path, capsys,
+                                                                 command, fn, objective, message):
+    from tunelm.cli import main
+
+    raw = tiny_config(train={"max_steps": 4, "eval_steps": 4}).to_dict()
+    raw["eval"].update({"metric": f"bad_scorers:{fn}", "max_examples": 2, "max_new_tokens": 4})
+    raw["search"].update({"objective": objective, "strategy": "random", "space": {
+        "train.learning_rate": {"type": "float", "low": 1e-3, "high": 1e-2, "log": True}}})
+    config = _write_config(tmp_path / "cfg", raw)
+    (tmp_path / "cfg" / "bad_scorers.py").write_text(BAD_SCORERS)
+    out = tmp_path / "out"
+    argv = [command, str(config), "--out", str(out)] + (["--trials", "3"] if command == "search"
+                                                        else [])
+    try:
+        code = main(["-q", *argv])
+    finally:
+        sys.modules.pop("bad_scorers", None)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"eval.metric 'bad_scorers:{fn}'" in err or "search.objective" in err
+    assert message in err
+    if command == "search":  # bad input ends the study after its first trial
+        study, _ = load_study(out)
+        assert len(study.trials) == 1
