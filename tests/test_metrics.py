@@ -312,3 +312,16 @@ def test_the_readmes_metric_function_runs_as_its_config_says(tmp_path, monkeypat
         sys.modules.pop("my_metrics", None)
     assert scores["keyword_recall"] == pytest.approx((3 / 4 + 1 / 2) / 2)
     assert cfg.search.objective in scores
+
+
+def test_tunelm_train_prints_every_score_of_the_metric():
+    from tunelm.cli.train import _score_lines
+
+    lines = _score_lines({"metric": "chrf", "chrf": 61.25, "n": 4},
+                         {"metric": "chrf", "chrf": 12.5, "n": 4})
+    assert lines == ["chrf              61.2500 (best checkpoint, n=4)",
+                     "  base model      12.5000"]
+    lines = _score_lines({"exact_match": 0.75, "parse_rate": 1.0, "n": 8, "field_accuracy": {}},
+                         {})
+    assert lines == ["exact match       75.0% (best checkpoint, n=8)", "parse rate        100.0%"]
+    assert _score_lines({}, {}) == []
