@@ -192,6 +192,26 @@ def test_search_refuses_a_missing_metric_library_before_anything_is_created(
     assert not out.exists()
 
 
+def test_a_worker_without_the_metric_library_refuses_before_a_trial(monkeypatch, tmp_path,
+                                                                    capsys):
+    """The study was started where sacrebleu is installed; a worker where it is not joins it."""
+    from tunelm.cli import main
+    from tunelm.search.opener import load_study, open_study
+
+    cfg = from_dict({"model": {"name": "tiny"}, "data": {"task": "contracts"},
+                     "eval": {"metric": "chrf"}, "search": {"objective": "chrf",
+                                                            "strategy": "random"}})
+    open_study(cfg, tmp_path / "study")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sacrebleu" else real(name, *a))
+    url = f"sqlite:///{tmp_path / 'study' / 'study.db'}"
+    code = main(["-q", "worker", "--storage", url, "--study", "study", "--out",
+                 str(tmp_path / "w")])
+    assert code == 2 and "tunelm[metrics]" in capsys.readouterr().err
+    assert load_study(tmp_path / "study")[0].trials == []
+
+
 @pytest.mark.parametrize("metric, missing", [("rouge", "rouge_score"), ("chrf", "sacrebleu")])
 def test_tunelm_validate_names_a_missing_metric_library(monkeypatch, tmp_path, capsys, metric,
                                                         missing):

@@ -24,6 +24,7 @@ from ..config import Config
 from ..errors import BadInputError, ConfigError, TrainingError
 from ..runner import run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
+from ..tasks.metrics import availability_problems
 from .budget import COST_ATTR
 from .curve_pruner import recorded_reason
 from .goal import LOSS, direction_of, value_of
@@ -78,6 +79,9 @@ class TrialObjective:
         self._base = SharedBase()
         self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
         check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
+        missing = availability_problems(base.eval.metric, base.eval.metric_path)
+        if missing:  # a worker joining without the metric's library or function
+            raise ConfigError(missing)
 
     def _model(self, cfg: Config):
         """The base model and tokenizer, loaded on the first trial and kept."""
