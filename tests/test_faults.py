@@ -450,3 +450,40 @@ def test_disk_full_while_the_checkpoint_is_written(tmp_path, data):
     assert result["status"] == "failed" and result["stop_reason"] == "crashed"
     assert "File too large" in result["error"] or "No space" in result["error"], result
     assert not (out / "best").exists(), "no half-written checkpoint is left as the best"
+
+
+# ---- eval.metric: a metric's missing library (issue 12, any metric as the objective) ----------
+
+
+def _hide_modules(tmp_path, *names: str) -> dict:
+    """A child in which `names` are not installed: a sitecustomize on its PYTHONPATH puts a
+    finder first on sys.meta_path that refuses them, so `find_spec` and `import` both fail as
+    they do where the package is absent (the files stay where pip put them)."""
+    hide = tmp_path / "hide-metrics"
+    hide.mkdir(exist_ok=True)
+    (hide / "sitecustomize.py").write_text(
+        "import sys\n"
+        f"HIDDEN = {tuple(names)!r}\n"
+        "class Refuse:\n"
+        "    @staticmethod\n"
+        "    def find_spec(name, path=None, target=None):\n"
+        "        if name.split('.')[0] in HIDDEN:\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Refuse)\n")
+    return {"PYTHONPATH": f"{hide}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_a_metric_whose_library_is_missing(tmp_path, data, command):
+    env = _hide_modules(tmp_path, "rouge_score")
+    probe = subprocess.run([sys.executable, "-c", "import rouge_score"], env={**os.environ, **env},
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode != 0 and "rouge_score" in probe.stderr  # hidden for real
+    sets = ["--set", f"data.train={data}", "--set", "eval.metric=rouge",
+            "--set", "search.objective=rougeL"]
+    argv = (["search", TINY, *sets, "--out", str(tmp_path / "s"), "--trials", "1"]
+            if command == "search" else [*train_args(tmp_path / "s"), *sets])
+    proc = tunelm(*argv, cwd=tmp_path, env=env)
+    said(proc, 2, "eval.metric rouge", "rouge-score", "tunelm[metrics]")
+    assert not (tmp_path / "s").exists(), "refused before a study or a run directory is made"

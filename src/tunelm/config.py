@@ -23,7 +23,6 @@ from .config_choices import (
     DATA_FORMATS,
     EMBEDDED_NAMES,
     METHODS,
-    OBJECTIVES,
     OPTIMIZERS,
     PRECISIONS,
     PRUNER_NAMES,
@@ -46,7 +45,7 @@ from .errors import ConfigError
 from .search.strategies import help_line as strategy_help
 
 __all__ = [
-    "BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS", "OBJECTIVES", "OPTIMIZERS",
+    "BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS", "OPTIMIZERS",
     "PATH_FIELDS", "PRECISIONS", "PRUNER_NAMES", "REPORTERS", "SCHEDULERS", "SECTIONS",
     "STRATEGIES", "TASK_METRICS", "Config", "ConfigError", "DataConfig", "EvalConfig",
     "LoraConfig", "ModelConfig", "SearchConfig", "TrainConfig", "apply_overrides", "dump_yaml",
@@ -162,8 +161,15 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     metric: str = _f(
-        "auto", "task metric by greedy generation: auto | json (exact match of parsed JSON and "
-        "per-field accuracy) | exact (string match) | none"
+        "auto", "task metric by greedy generation: auto (json when every answer is JSON, else "
+        "none) | json (exact_match of the parsed JSON, parse_rate, per-field accuracy) | exact "
+        "(exact_match of the text) | rouge (rougeL F1) | chrf (sacrebleu chrF, 0-100) | accuracy "
+        "(label match) | none | package.module:function (your function(predictions, "
+        "references) -> dict of named floats)"
+    )
+    metric_path: str | None = _f(
+        None, "directory a package.module:function metric is imported from, after PYTHONPATH "
+              "and the working directory (empty: the config file's directory)"
     )
     max_examples: int = _f(60, "generate on at most this many eval examples")
     max_new_tokens: int = _f(128, "generation length cap")
@@ -183,7 +189,11 @@ class SearchConfig:
     curve_pruner: bool = _f(True, "stop a trial whose eval curve trails the best finished "
                                   "trial's at the same steps by more than the measured noise "
                                   "(beside search.pruner: whichever stops first)")
-    objective: str = _f("eval_loss", "eval_loss (best of the run, minimised) | exact_match (maximised)")
+    objective: str = _f("eval_loss", "what the study optimises: eval_loss (the run's best) or "
+                                     "a score of eval.metric (exact_match, parse_rate, rougeL, "
+                                     "chrf, accuracy, or a name your metric function returns)")
+    direction: str | None = _f(None, "minimize | maximize (empty: minimize for eval_loss and "
+                                     "scores named *loss or *error, maximize for the others)")
     grid_points: int = _f(3, "grid: values per numeric dimension")
     keep_top: int = _f(1, "keep the best adapters of this many trials, delete the others")
     seed: int = _f(0, "sampler seed")

@@ -12,16 +12,16 @@ from .config_choices import (
     BUILTIN_TASKS,
     DATA_FORMATS,
     METHODS,
-    OBJECTIVES,
     OPTIMIZERS,
     PRECISIONS,
     PRUNER_NAMES,
     REPORTERS,
     SCHEDULERS,
     STRATEGIES,
-    TASK_METRICS,
 )
+from .search.goal import objective_problems
 from .search.strategies import config_problems as strategy_problems
+from .tasks.metrics import form_problem as metric_form_problem
 
 if TYPE_CHECKING:
     from .config import (
@@ -177,7 +177,6 @@ def _devices_per_trial(p: _Problems, k, devices) -> None:
 def _search(p: _Problems, se: SearchConfig, e: EvalConfig, t_devices=1) -> None:
     p.choice("search.strategy", se.strategy, STRATEGIES)
     p.choice("search.pruner", se.pruner, PRUNER_NAMES)
-    p.choice("search.objective", se.objective, OBJECTIVES)
     p.positive("search.trials", se.trials, allow_none=True)
     p.positive("search.budget_hours", se.budget_hours, allow_none=True)
     p.positive("search.timeout_minutes", se.timeout_minutes, allow_none=True)
@@ -194,13 +193,12 @@ def _search(p: _Problems, se: SearchConfig, e: EvalConfig, t_devices=1) -> None:
     p.positive("search.heartbeat_seconds", se.heartbeat_seconds)
     p.positive("search.pbt_poll_seconds", se.pbt_poll_seconds)
     p += strategy_problems(se)
-    if se.objective == "exact_match":
-        p.check(e.metric != "none", "search.objective exact_match needs a task metric: set "
-                "eval.metric to json or exact")
+    p += objective_problems(se, e)
 
 
 def _eval(p: _Problems, e: EvalConfig) -> None:
-    p.choice("eval.metric", e.metric, TASK_METRICS)
+    problem = metric_form_problem(e.metric)
+    p.check(problem is None, problem or "")
     p.positive("eval.max_examples", e.max_examples, allow_zero=True)
     p.positive("eval.max_new_tokens", e.max_new_tokens)
     p.positive("eval.batch_size", e.batch_size)

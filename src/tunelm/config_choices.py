@@ -4,19 +4,18 @@ offers them as `choices=`, and error messages list them."""
 from __future__ import annotations
 
 from .search.strategies import NAMES as STRATEGIES
+from .tasks.metrics import NAMES as TASK_METRICS
 
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "constant_with_warmup", "wsd")
 METHODS = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 DATA_FORMATS = ("auto", "messages", "prompt_completion", "text")
-TASK_METRICS = ("auto", "json", "exact", "none")
 BUILTIN_TASKS = ("contracts", "docstrings")
 PRUNER_NAMES = ("none", "median", "successive_halving", "hyperband")
-OBJECTIVES = ("eval_loss", "exact_match")
 REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
 EMBEDDED_NAMES = ("smollm2-135m", "embedded", "smollm2-135m-instruct")  # model.name of the default
 
-__all__ = ["BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS", "OBJECTIVES",
+__all__ = ["BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS",
            "OPTIMIZERS", "PRECISIONS", "PRUNER_NAMES", "REPORTERS", "SCHEDULERS", "STRATEGIES",
            "TASK_METRICS"]

@@ -21,7 +21,7 @@ from .search.location import is_url
 
 # Fields that name a file or directory; model.name only when it is a local path, not a hub id
 # or one of tunelm's own names (the embedded default, tiny test models).
-PATH_FIELDS = ("model.name", "data.train", "data.eval")
+PATH_FIELDS = ("model.name", "data.train", "data.eval", "eval.metric_path")
 
 
 def _suggest(name: str, known: list[str]) -> str:
@@ -174,7 +174,18 @@ def read_config_dict(path: str | Path | None, overrides: list[str] | None = None
     roots = [cwd] if base_dir is None else [cwd / Path(base_dir).expanduser(), cwd]
     raw = resolve_paths(raw, roots)
     raw = apply_overrides(raw, parse_overrides(overrides))
-    return resolve_paths(raw, [cwd])
+    return _metric_beside_config(resolve_paths(raw, [cwd]), base_dir)
+
+
+def _metric_beside_config(raw: dict, base_dir) -> dict:
+    """A `module:function` eval.metric is also looked for in the config's directory: it goes
+    into eval.metric_path (unless set), which travels with the config to every trial."""
+    section = raw.get("eval")
+    if base_dir is None or not isinstance(section, dict):
+        return raw
+    if ":" in str(section.get("metric") or "") and section.get("metric_path") is None:
+        section["metric_path"] = str((Path.cwd() / Path(base_dir).expanduser()).resolve())
+    return raw
 
 
 def resolve_paths(raw: dict, roots: list[Path]) -> dict:

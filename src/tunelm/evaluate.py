@@ -36,10 +36,9 @@ from .data import (
 from .errors import ConfigError, DataError, ModelError
 from .files import write_jsonl_atomic, write_text_atomic
 from .search.location import is_storage_url
+from .tasks.metrics import SHARES, availability_problems, form_problem
 
 log = logging.getLogger("tunelm.evaluate")
-
-METRIC_CHOICES = ("auto", "json", "exact", "none")
 
 
 @dataclass(frozen=True)
@@ -187,8 +186,8 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
 
     `metric` overrides the run's eval.metric; `max_examples` caps how many examples are
     generated for the task metric (default: all of them; eval loss always uses all)."""
-    if metric is not None and metric not in METRIC_CHOICES:
-        raise ConfigError(f"--metric must be one of {', '.join(METRIC_CHOICES)}, got {metric!r}")
+    if metric is not None and form_problem(metric):
+        raise ConfigError(form_problem(metric).replace("eval.metric", "--metric", 1))
     if max_examples is not None and max_examples < 1:
         raise ConfigError(f"--max-examples must be >= 1, got {max_examples}")
     started = time.time()
@@ -198,6 +197,9 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
     out_dir = Path(out) if out else tgt.run_dir / f"eval-{Path(data).stem}"
     eval_cfg = dataclasses.replace(cfg.eval, metric=metric or cfg.eval.metric,
                                    max_examples=min(max_examples or len(records), len(records)))
+    missing = availability_problems(eval_cfg.metric, eval_cfg.metric_path)
+    if missing:  # before the model loads
+        raise ConfigError(missing)
     model, tok, device, precision = load_tuned(cfg, tgt.run_dir / "best")
     examples = encode_indexed(tok, records, cfg.data)
     log.info("evaluate | %s | %d examples from %s (%d with completion tokens) | device %s",
@@ -244,6 +246,9 @@ def comparison(scored: dict) -> list[dict]:
              ("parse rate", ("task", "parse_rate"))]
     fields = scored["tuned"]["task"].get("field_accuracy") or {}
     names += [(f"  {k}", ("task", "field_accuracy", k)) for k in fields]
+    others = [k for k, v in scored["tuned"]["task"].items() if k not in (
+        "exact_match", "parse_rate", "n", "metric") and isinstance(v, (int, float))]
+    names += [(k, ("task", k)) for k in others]  # rougeL, chrf, accuracy, a function's scores
     rows = []
     for label, keys in names:
         values = {m: _dig(scored.get(m), keys) for m in ("base", "tuned")}
@@ -253,15 +258,23 @@ def comparison(scored: dict) -> list[dict]:
                   if None not in (values["tuned"], values["base"]) else None)
         rows.append({"figure": label.strip(), "indent": label != label.strip(),
                      "base": values["base"], "tuned": values["tuned"], "change": change,
-                     "kind": "loss" if keys == ("eval_loss",) else "share"})
+                     "kind": _kind(keys)})
     return rows
+
+
+def _kind(keys: tuple) -> str:
+    """How a figure is shown: a loss, a share of the examples (a percentage), or a score."""
+    if keys == ("eval_loss",):
+        return "loss"
+    return "share" if keys[1] in SHARES or keys[1] == "field_accuracy" else "score"
 
 
 def prediction_rows(records: list[Record], outputs: dict, losses: dict, metric: str) -> list:
     """One row per example: where it came from, prompt, reference, and per model its output,
     loss and (with a task metric) whether it matched."""
-    from .tasks.metrics import score
+    from .tasks.metrics import offered, score
 
+    matches = "exact_match" in (offered(metric) or ())  # a per-example yes/no
     rows = []
     for i, rec in enumerate(records):
         row = {"index": i, "source": rec.where}
@@ -273,7 +286,8 @@ def prediction_rows(records: list[Record], outputs: dict, losses: dict, metric: 
                 row.setdefault("prompt", gen["prompt"])
                 row.setdefault("reference", gen["reference"])
                 row[f"output_{m}"] = gen["prediction"]
-                match = score(metric, [gen["prediction"]], [gen["reference"]]).get("exact_match")
+                match = (score(metric, [gen["prediction"]], [gen["reference"]])
+                         .get("exact_match") if matches else None)
                 row[f"match_{m}"] = None if match is None else bool(match)
             loss = losses[m].get(i)
             row[f"loss_{m}"] = None if loss is None or not math.isfinite(loss) else loss
@@ -290,5 +304,6 @@ def _dig(d, keys):
 
 
 def _brief(task: dict) -> str:
-    parts = [f"{k} {task[k]:.3f}" for k in ("exact_match", "parse_rate") if task.get(k) is not None]
-    return ", ".join(parts) or "no task metric"
+    from .tasks.metrics import brief
+
+    return brief(task) or "no task metric"

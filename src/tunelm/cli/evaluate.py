@@ -22,7 +22,8 @@ def add(sub) -> None:
                    help="held-out JSONL or CSV file in any format tunelm reads")
     p.add_argument("--baseline", action="store_true", help="also score the base model")
     p.add_argument("--metric", metavar="METRIC",
-                   help=f"task metric: {' | '.join(TASK_METRICS)} (default: the run's)")
+                   help=f"task metric: {' | '.join(TASK_METRICS)} | package.module:function "
+                        "(default: the run's)")
     p.add_argument("--max-examples", type=int,
                    help="generate for at most this many examples (default: all)")
     p.add_argument("--study", help="study name (with a storage URL)")
@@ -44,12 +45,14 @@ def _print_evaluation(result: dict) -> None:
     def cell(value, kind):
         if value is None:
             return "n/a"
-        return f"{value:.4f}" if kind == "loss" else f"{value:.1%}"
+        return f"{value:.1%}" if kind == "share" else f"{value:.4f}"
 
     def change(row):
         if row["change"] is None:
             return ""
-        return f"{row['change']:+.4f}" if row["kind"] == "loss" else f"{row['change'] * 100:+.1f} pts"
+        if row["kind"] != "share":
+            return f"{row['change']:+.4f}"
+        return f"{row['change'] * 100:+.1f} pts"
 
     has_base = any(r["base"] is not None for r in result["comparison"])
     head = f"{'':<22}" + (f"{'base':>10}" if has_base else "") + f"{'tuned':>10}"

@@ -118,6 +118,7 @@ def dry_run(cfg, out) -> str:
     """The space, the strategy's plan and the cost estimate of a study, without running it."""
     from ..errors import DataError, ModelError
     from ..search.estimate import describe_cost, estimate_cost
+    from ..search.goal import direction_of
     from ..search.opener import load_study
     from ..search.space import dims_of
     from ..search.strategies import strategy_named
@@ -126,7 +127,8 @@ def dry_run(cfg, out) -> str:
         _, cfg = load_study(out)
     dims = dims_of(cfg)
     s = cfg.search
-    lines = [f"strategy {s.strategy}, pruner {s.pruner}, objective {s.objective}; budget: "
+    lines = [f"strategy {s.strategy}, pruner {s.pruner}, objective {s.objective} "
+             f"({direction_of(s)}d); budget: "
              f"trials {s.trials}, device-hours {s.budget_hours}, minutes {s.timeout_minutes}"]
     for d in dims:
         what = (f"one of {list(d.choices)}" if d.kind == "categorical" else

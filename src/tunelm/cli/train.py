@@ -53,12 +53,27 @@ def _print_result(result: dict, out: Path) -> None:
         f"best eval loss    {fmt(result['best_eval_loss'])} at step {result['best_step']}",
         f"final eval loss   {fmt(result['final_eval_loss'])} at step {result['final_step']}",
     ]
-    if "exact_match" in task:
-        lines.append(f"exact match       {task['exact_match']:.1%} (best checkpoint, n={task['n']})")
-    if "exact_match" in base:
-        lines.append(f"  base model      {base['exact_match']:.1%}")
+    lines += _score_lines(task, base)
     lines.append(
         f"throughput        {fmt(result['tokens_per_s'], '.0f')} tokens/s over "
         f"{result['train_seconds']:.0f} s of training ({result['wall_seconds']:.0f} s in all)"
     )
     print("\n".join(lines))
+
+
+def _score_lines(task: dict, base: dict) -> list[str]:
+    """One line per score of the task metric (shares as percentages), the base model's below."""
+    from ..tasks.metrics import SHARES
+
+    def shown(v, k):
+        return f"{v:.1%}" if k in SHARES else f"{v:.4f}"
+
+    lines = []
+    for k, v in task.items():
+        if k == "n" or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        note = f" (best checkpoint, n={task.get('n')})" if not lines else ""
+        lines.append(f"{k.replace('_', ' '):<17} {shown(v, k)}{note}")
+        if isinstance(base.get(k), (int, float)):
+            lines.append(f"  base model      {shown(base[k], k)}")
+    return lines

@@ -32,6 +32,12 @@ def run(args) -> int:
             from ..errors import DataError
 
             raise DataError(f"data.{key}: file {path} does not exist")
+    from ..errors import ConfigError
+    from ..tasks.metrics import availability_problems
+
+    problems = availability_problems(cfg.eval.metric, cfg.eval.metric_path)
+    if problems:  # a metric's missing library, a function that does not import
+        raise ConfigError(problems)
     if args.print:
         print(cfg.to_yaml())
     print(f"{args.config}: valid (model: {source.kind} {cfg.model.name}, method {cfg.model.method})")

@@ -132,7 +132,7 @@ class Best:
 class ReportData:
     study_name: str
     storage: str
-    objective: str  # eval_loss | exact_match
+    objective: str  # eval_loss or a score of eval.metric (search.objective)
     direction: str  # minimize | maximize
     strategy: str
     counts: dict[str, int]
@@ -147,6 +147,7 @@ class ReportData:
     params: list[str] = field(default_factory=list)
     lineage: list[LineageCell] = field(default_factory=list)  # pbt studies only
     kinds: dict[str, str] = field(default_factory=dict)  # {kind: legend label} of those present
+    task_score: str = "exact_match"  # the task metric's column: the objective's, if it is one
 
 
 def _is_better(a: float, b: float, direction: str) -> bool:
@@ -248,10 +249,11 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
     names, axes = axes_of(cfg, [t for t in trials if t.state != TrialState.RUNNING])
 
     rows, curves, lr_points, parallel = [], [], [], []
+    task_score = "exact_match" if cfg.search.objective == "eval_loss" else cfg.search.objective
     for t in trials:
         state, reason = states[t.number]
         steps, losses = eval_curve(t)
-        row = row_of(t, state, reason, losses, regret.get(t.number))
+        row = row_of(t, state, reason, losses, regret.get(t.number), task_score)
         rows.append(row)
         if steps:
             curves.append(TrialCurve(t.number, state, reason, steps, losses))
@@ -276,13 +278,14 @@ def collect(study_dir: str | Path | None, *, storage: str | None = None,
         counts=counts, history=points, curves=curves, lr_points=lr_points, axes=axes,
         parallel=parallel, importance=importance_of(study, names), rows=rows,
         best=best_of(study, cfg, trials, to_run), params=names,
-        lineage=lineage_of(trials), kinds=kind_labels([*points, *lr_points]))
+        lineage=lineage_of(trials), kinds=kind_labels([*points, *lr_points]),
+        task_score=task_score)
 
 
 def row_of(t: FrozenTrial, state: str, reason: str, losses: list[float],
-           regret: float | None) -> TrialRow:
+           regret: float | None, task_score: str = "exact_match") -> TrialRow:
     """The trial table's line for `t`; its best eval loss is the one the run recorded, else the
-    lowest of its eval `losses`."""
+    lowest of its eval `losses`; its task metric is the score named `task_score`."""
     best_loss = finite(t.user_attrs.get("best_eval_loss"))
     if best_loss is None and losses:
         best_loss = min(losses)
@@ -290,7 +293,8 @@ def row_of(t: FrozenTrial, state: str, reason: str, losses: list[float],
     return TrialRow(
         number=t.number, state=state, reason=reason, tag=str(t.user_attrs.get("tag") or ""),
         params=t.user_attrs.get("params") or dict(t.params), value=finite(t.value),
-        best_eval_loss=best_loss, task_metric=finite(t.user_attrs.get("exact_match")),
+        best_eval_loss=best_loss, task_metric=finite((t.user_attrs.get("task_scores") or {}).get(
+            task_score, t.user_attrs.get("exact_match") if task_score == "exact_match" else None)),
         cost_seconds=finite(t.user_attrs.get("cost_seconds")), relative_regret=finite(regret),
         verdict=verdict, finding=finding, trial_dir=t.user_attrs.get("trial_dir"))
 

@@ -14,6 +14,7 @@ import re
 from html import escape
 
 from .. import __version__
+from ..tasks.metrics import SHARES
 from .charts import COLORS, Chart
 from .data import ReportData, TrialRow
 
@@ -108,7 +109,7 @@ def _cell(text_and_key: tuple[str, str], cls: str = "") -> str:
     return f'<td{cls_attr} data-v="{escape(key)}">{escape(text)}</td>'
 
 
-def _row(r: TrialRow, params: list[str], best: int | None) -> str:
+def _row(r: TrialRow, params: list[str], best: int | None, score_format: str = ".1%") -> str:
     color = COLORS.get(r.state, "#222")
     reason = f'<span class="reason">{escape(r.reason)}</span>' if r.reason else ""
     cells = [
@@ -118,7 +119,7 @@ def _row(r: TrialRow, params: list[str], best: int | None) -> str:
         _cell((r.tag, r.tag)),
         *[_cell(_param(r.params.get(p))) for p in params],
         _cell(_num(r.best_eval_loss)),
-        _cell(_num(r.task_metric, ".1%")),
+        _cell(_num(r.task_metric, score_format)),
         _cell(_cost(r.cost_seconds)),
         _cell(_num(r.relative_regret, ".1%")),
         f'<td class="text" data-v="{escape(r.verdict)}">{escape(r.verdict)}'
@@ -132,11 +133,12 @@ _TEXT = ' class="text"'
 
 
 def _table(data: ReportData) -> str:
-    heads = ["trial", "state", "tag", *data.params, "best eval loss", "exact match", "cost",
-             "relative regret", "diagnosis"]
+    heads = ["trial", "state", "tag", *data.params, "best eval loss",
+             data.task_score.replace("_", " "), "cost", "relative regret", "diagnosis"]
     text = {"state", "diagnosis"}
     best = data.best.number if data.best else None
-    body = "\n".join(_row(r, data.params, best) for r in data.rows)
+    score_format = ".1%" if data.task_score in SHARES else ".4g"  # chrf, a function's scores
+    body = "\n".join(_row(r, data.params, best, score_format) for r in data.rows)
     return ('<div class="scroll"><table class="sortable" id="trials"><thead><tr>'
             + "".join(f'<th{_TEXT if h in text else ""} title="sort by {escape(h)}">'
                       f"{escape(h)}</th>" for h in heads)

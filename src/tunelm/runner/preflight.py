@@ -13,6 +13,7 @@ from ..errors import ConfigError
 from ..files import write_text_atomic
 from ..model_checks import check_source
 from ..models import resolve_source
+from ..tasks.metrics import availability_problems
 from .tracking import check_installed
 
 log = logging.getLogger("tunelm.train")
@@ -40,9 +41,12 @@ def check_inputs(cfg: Config, out: Path, loaded=None) -> None:
 
 
 def check_sources(cfg: Config, model: bool = True) -> None:
-    """The tracker packages, the local data paths and (with `model`) the model source of `cfg`:
+    """The tracker packages, eval.metric's library or function, the local data paths and (with `model`) the model source of `cfg`:
     what every trial of a study reads, checked before the study's directory is made."""
     check_installed(cfg)  # a missing tracker package
+    problems = availability_problems(cfg.eval.metric, cfg.eval.metric_path)
+    if problems:  # a metric's missing library, a user function that does not import
+        raise ConfigError(problems)
     check_local(cfg.data)
     if model:
         check_source(resolve_source(cfg.model.name), cfg.model.revision)

@@ -79,7 +79,7 @@ def evaluate_task(model, tokenizer, records: list[Record], data_cfg, eval_cfg, d
     max_new = min(eval_cfg.max_new_tokens, int(longest * 1.25) + 8)
     preds = generate(model, tokenizer, [p for p, _ in pairs], max_new, eval_cfg.batch_size,
                      device, precision)
-    scores = task_metrics.score(metric, preds, golds)
+    scores = task_metrics.score(metric, preds, golds, eval_cfg.metric_path)
     scores["metric"] = metric
     rows = [{"prompt": p, "reference": g, "prediction": o} for (p, g), o in zip(pairs, preds)]
     return scores, rows

@@ -36,6 +36,7 @@ from ..errors import BadInputError, ConfigError, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
 from ..plan import plan_steps
+from ..tasks.metrics import brief as brief_scores
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
 from .launch import ddp_fields, in_ranks, run_on_ranks
@@ -339,10 +340,7 @@ def _clean(x):
 
 
 def _brief(task: dict) -> str:
-    if not task:
-        return "none"
-    keys = [k for k in ("exact_match", "parse_rate") if task.get(k) is not None]
-    return ", ".join(f"{k} {task[k]:.3f}" for k in keys) or "none"
+    return brief_scores(task) or "none"
 
 
 __all__ = ["run_trial", "training_arguments", "training_kwargs"]

@@ -24,15 +24,19 @@ from ..config import Config
 from ..errors import BadInputError, ConfigError, TrainingError
 from ..runner import run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
+from ..tasks.metrics import availability_problems
 from .budget import COST_ATTR
 from .curve_pruner import recorded_reason
+from .goal import LOSS, direction_of, value_of
 from .space import Dimension, apply, suggest
 
 log = logging.getLogger("tunelm.search")
 
 
 class OptunaReporter(TrainerCallback):
-    """Reports every eval loss to the trial at its step; stops training when the pruner says so."""
+    """Reports every eval loss to the trial at its step; stops training when the pruner says so.
+    The eval loss whatever the objective: it is the only value measured at eval steps (a task
+    metric is scored once, after training: `goal.py`)."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial
@@ -69,11 +73,15 @@ class TrialObjective:
         self.dims = dims
         self.study_dir = Path(study_dir)
         self.objective = objective
+        self.direction = direction_of(base.search)
         self.extra_callbacks = list(extra_callbacks)
         self.progress = progress
         self._base = SharedBase()
         self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
         check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
+        missing = availability_problems(base.eval.metric, base.eval.metric_path)
+        if missing:  # a worker joining without the metric's library or function
+            raise ConfigError(missing)
 
     def _model(self, cfg: Config):
         """The base model and tokenizer, loaded on the first trial and kept."""
@@ -96,7 +104,7 @@ class TrialObjective:
         # it once); a probe is judged by its eval loss, and generating for the task metric is
         # the slow part of its evaluation
         quiet = {"eval.baseline": False}
-        if fraction < 1 and self.objective != "exact_match":
+        if fraction < 1 and self.objective == LOSS:
             quiet["eval.metric"] = "none"
         cfg = apply(cfg, quiet)
         out = self.study_dir / "trials" / f"{trial.number:04d}"
@@ -138,7 +146,12 @@ class TrialObjective:
                 "at that step)"))
             mark_pruned(result, pruned_at)
             raise optuna.TrialPruned(f"pruned at step {pruned_at}")
-        return self.value_of(result)
+        try:
+            return self.value_of(result)
+        except BadInputError as exc:  # the metric does not return the objective's score
+            self.fatal = exc
+            trial.study.stop()
+            raise
 
     def _run(self, trial, cfg: Config, out: Path, fraction: float, reporter,
              run=None) -> tuple[dict, int]:
@@ -169,10 +182,7 @@ class TrialObjective:
         return outcome["result"], outcome.get("pruned_at")
 
     def value_of(self, result: dict) -> float:
-        if self.objective == "exact_match":
-            return float((result.get("task_metrics") or {}).get("exact_match") or 0.0)
-        loss = result.get("best_eval_loss")
-        return float(loss) if loss is not None else float("inf")
+        return value_of(self.objective, self.direction, result)
 
     def _record(self, trial, result: dict, started: float, oom_retries: list) -> None:
         devices = self.base.train.devices if gpu_count() else 1  # the GPUs the trial held
@@ -187,6 +197,10 @@ class TrialObjective:
         task = result.get("task_metrics") or {}
         if "exact_match" in task:
             trial.set_user_attr("exact_match", task["exact_match"])
+        scores = {k: v for k, v in task.items() if k != "n" and (
+            v is None or isinstance(v, (int, float)) and not isinstance(v, bool))}
+        if scores:  # the report shows the objective's score beside the eval loss
+            trial.set_user_attr("task_scores", scores)
         if oom_retries:
             trial.set_user_attr("oom_retries", oom_retries)
 

@@ -14,6 +14,7 @@ import optuna
 
 from ..config import Config, from_dict
 from ..errors import ConfigError
+from . import goal
 from .drivers import shown
 from .pruners import make_pruner
 from .space import dims_of
@@ -29,10 +30,12 @@ from .storage import (
 from .strategies import strategy_named
 
 CONFIG_ATTR = "tunelm_config"
+PRUNING_ATTR = "pruning"  # what the pruners read and why (goal.pruning_note)
 
 
 def direction_of(cfg: Config) -> str:
-    return "maximize" if cfg.search.objective == "exact_match" else "minimize"
+    """The study's direction: search.direction, or the objective's default (`goal`)."""
+    return goal.direction_of(cfg.search)
 
 
 def _no_study(out: Path) -> ConfigError:
@@ -82,6 +85,8 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
         # workers read it from here
         study.set_user_attr(CONFIG_ATTR, cfg.to_dict())
         study.set_user_attr("study_dir", str(out.resolve()))
+        study.set_user_attr(PRUNING_ATTR, goal.pruning_note(cfg.search.objective,
+                                                            direction_of(cfg)))
     return study, cfg
 
 

@@ -2,8 +2,9 @@
 pruner that stops a trial whose eval loss turns NaN or explodes.
 
 A trial's intermediate values are its eval losses, lower is better, whatever the study's own
-direction: a study of `search.objective: exact_match` maximises its final value but prunes on
-the loss. Optuna's pruners compare intermediate values in the study's direction, so they are
+direction: a study of `search.objective: exact_match` (or rougeL, or a score of the user's own
+metric function) maximises its final value but prunes on the loss, the only value measured at
+every evaluation (`goal.py` says why, and the study records it). Optuna's pruners compare intermediate values in the study's direction, so they are
 handed a view of the study whose direction is the loss's (`loss_view`). The values themselves
 stay eval losses, which is what the protocol, the reports and the divergence guard read.
 """

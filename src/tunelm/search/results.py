@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import ConfigError
 from .budget import NOT_RUN_ATTR, spent
 from .live import brief_params
-from .opener import load_study
+from .opener import CONFIG_ATTR, PRUNING_ATTR, load_study
 from .space import apply
 
 
@@ -30,6 +30,9 @@ class SearchResult:
     trials: list[dict] = field(default_factory=list)
     spent_trials: int = 0
     spent_device_hours: float = 0.0
+    objective: str = "value"  # search.objective
+    direction: str = "minimize"
+    pruning: str | None = None  # what the pruners read and why (goal.pruning_note)
 
 
 def keep_top(study: optuna.Study, k: int) -> None:
@@ -69,10 +72,14 @@ def summarize(study: optuna.Study, url: str, reason: str) -> SearchResult:
                                       "device_hours": round(total.device_hours, 4)})
     except Exception:  # noqa: BLE001
         pass
+    search = study.user_attrs.get(CONFIG_ATTR, {}).get("search", {})
+    direction = "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else \
+        "minimize"
     return SearchResult(study.study_name, url, best.value if best else None,
                         best.user_attrs.get("params", best.params) if best else {},
                         best.user_attrs.get("trial_dir") if best else None, reason, rows,
-                        total.trials, total.device_hours)
+                        total.trials, total.device_hours, search.get("objective", "value"),
+                        direction, study.user_attrs.get(PRUNING_ATTR))
 
 
 def best_config(study_dir_or_url: str, study_name: str | None = None) -> Config:
@@ -91,8 +98,11 @@ def describe(result: SearchResult) -> str:
     lines = [f"study {result.study_name} ({result.storage}): {result.stop_reason}",
              f"spent {result.spent_trials} trials, {result.spent_device_hours:.3f} device-hours"]
     if result.best_value is not None:
-        lines.append(f"best value {result.best_value:.4f}: {json.dumps(result.best_params)}")
+        lines.append(f"best value {result.best_value:.4f} ({result.objective}, "
+                     f"{result.direction}d): {json.dumps(result.best_params)}")
         lines.append(f"best trial directory {result.best_trial_dir}")
+    if result.pruning:
+        lines.append(result.pruning)
     rows = [r for r in result.trials if not r.get("not_run")]
     rows.sort(key=lambda r: (r["relative_regret"] is None, r["relative_regret"] or 0,
                              r["number"]))

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..adaptive import HANDOVER, LR, RANK, STOP, WARMUP, Adaptive, Outcome, runs_left
+from ..goal import direction_of
 from .base import SearchStrategy
 
 if TYPE_CHECKING:
@@ -45,8 +46,7 @@ def adaptive_of(cfg: Config, dims: list[Dimension]) -> Adaptive:
     if warm_dim is not None and warm_dim.kind == "float":
         base[WARMUP] = cfg.train.warmup_ratio
         warmup_bounds = (warm_dim.low, warm_dim.high)
-    direction = "maximize" if cfg.search.objective == "exact_match" else "minimize"
-    return Adaptive(base, bounds, ranks, warmup_bounds, direction=direction)
+    return Adaptive(base, bounds, ranks, warmup_bounds, direction=direction_of(cfg.search))
 
 
 def outcomes(study) -> list[Outcome]:

@@ -1,5 +1,5 @@
-"""Task metrics computed from generated text: exact match of parsed JSON with per-field accuracy,
-or plain string exact match. Pure functions, so they are tested without a model."""
+"""The built-in text metrics: exact match of parsed JSON with per-field accuracy (`json`), or
+plain string exact match (`exact`). Pure functions, so they are tested without a model."""
 
 from __future__ import annotations
 
@@ -53,20 +53,3 @@ def exact_scores(predictions: list[str], golds: list[str]) -> dict:
     n = len(golds)
     hits = sum(p.strip() == g.strip() for p, g in zip(predictions, golds))
     return {"exact_match": hits / n if n else None, "n": n}
-
-
-def choose_metric(metric: str, golds: list[str]) -> str:
-    """`auto` picks json when every reference answer is a JSON object, else none."""
-    if metric != "auto":
-        return metric
-    if golds and all(parse_json_object(g) is not None for g in golds):
-        return "json"
-    return "none"
-
-
-def score(metric: str, predictions: list[str], golds: list[str]) -> dict:
-    if metric == "json":
-        return json_scores(predictions, golds)
-    if metric == "exact":
-        return exact_scores(predictions, golds)
-    return {}
