@@ -81,6 +81,31 @@ def test_grid_and_conditional_suggestions():
     assert fixed["train.warmup_ratio"] == 0.05
 
 
+def test_a_condition_written_before_its_dimension_is_still_drawn():
+    """YAML with sorted keys puts train.scheduler after the dimension conditioned on it."""
+    dims = parse_space({
+        "train.wsd_stable_end": {"type": "float", "low": 0.6, "high": 0.9,
+                                 "when": {"train.scheduler": "wsd"}},
+        "train.scheduler": {"type": "categorical", "choices": ["cosine", "wsd"]},
+    })
+    assert [d.name for d in dims] == ["train.scheduler", "train.wsd_stable_end"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    drawn = [suggest(study.ask(), dims) for _ in range(20)]
+    assert any("train.wsd_stable_end" in p for p in drawn)
+    assert all(("train.wsd_stable_end" in p) == (p["train.scheduler"] == "wsd") for p in drawn)
+
+
+def test_conditions_in_a_circle_are_refused():
+    with pytest.raises(ConfigError) as err:
+        parse_space({
+            "train.scheduler": {"type": "categorical", "choices": ["cosine", "wsd"],
+                                "when": {"train.wsd_stable_end": 0.7}},
+            "train.wsd_stable_end": {"type": "float", "low": 0.6, "high": 0.9,
+                                     "when": {"train.scheduler": "wsd"}},
+        })
+    assert "in a circle" in str(err.value)
+
+
 def test_divergence_pruner():
     pruner = DivergencePruner(factor=2.0)
 

@@ -69,7 +69,27 @@ def parse_space(space: dict) -> list[Dimension]:
                 problems.append(f"search.space.{d.name}.when names {k!r}, which is not a dimension")
     if problems:
         raise ConfigError(problems)
-    return dims
+    return _conditions_first(dims)
+
+
+def _conditions_first(dims: list[Dimension]) -> list[Dimension]:
+    """The dimensions in an order where each comes after those its `when` names: a sampler
+    suggests in list order and reads the conditions from what it has already suggested, so a
+    conditional dimension written first (YAML with sorted keys) would otherwise never be drawn."""
+    ordered: list[Dimension] = []
+    placed: set[str] = set()
+    waiting = list(dims)
+    while waiting:
+        ready = [d for d in waiting if set(d.when) <= placed]
+        if not ready:
+            cycle = ", ".join(d.name for d in waiting)
+            raise ConfigError([f"search.space: the `when` conditions of {cycle} depend on each "
+                               "other in a circle; a condition must name a dimension drawn "
+                               "before it"])
+        ordered += ready
+        placed |= {d.name for d in ready}
+        waiting = [d for d in waiting if d.name not in placed]
+    return ordered
 
 
 def apply(cfg: Config, params: dict[str, Any]) -> Config:
