@@ -122,3 +122,15 @@ def test_keep_top_keeps_the_best_of_a_directory_a_finished_retry_shares(tmp_path
     _preempted_series(study, times=1, directory=shared)
     keep_top(study, 1)
     assert (shared / "best").exists()
+
+
+def test_a_retry_runs_though_the_trials_before_it_hold_every_place():
+    from tunelm.search.loop import Admitted
+
+    study = optuna.create_study()
+    study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    requeue(study, study.trials[0]._trial_id)
+    study.tell(0, state=TrialState.FAIL)
+    ran = []
+    study.optimize(Admitted(lambda t: ran.append(t.number) or 1.0, limit=1), n_trials=1)
+    assert ran == [1]  # the budget of 1 trial: the retry holds the first trial's place

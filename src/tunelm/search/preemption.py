@@ -29,7 +29,10 @@ PREEMPTED_TRIALS = "preempted_trials"  # system attribute of a copy: the preempt
 def first_of_series(trial) -> int:
     """The number of the trial this one retries (a heartbeat retry or a preempted trial's
     copy), or its own number."""
-    return int(trial.system_attrs.get("failed_trial", trial.number))
+    attrs = getattr(trial, "system_attrs", None)  # a FrozenTrial; a live Trial asks storage
+    if attrs is None:
+        attrs = trial.study._storage.get_trial_system_attrs(trial._trial_id)
+    return int(attrs.get("failed_trial", trial.number))
 
 
 def trial_dir(study_dir: Path, trial) -> Path:
