@@ -168,6 +168,7 @@ LONG_TESTS = {
     "test_tracking.py::test_isolated_trials_and_workers_keep_the_trial_names",
     "test_transfer.py::test_transfer_runs_the_top_configs_on_the_larger_model",
     "test_export.py::test_trl_script_reproduces_the_run",
+    "test_preemption.py::test_two_ranks_save_on_sigterm_and_resume_with_every_ranks_rng",
 }
 
 

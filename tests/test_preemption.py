@@ -61,15 +61,15 @@ def evals(run_dir) -> list[tuple[int, float]]:
     return [(r["step"], r["eval_loss"]) for r in read_metrics(run_dir) if "eval_loss" in r]
 
 
-def assert_same_curve(resumed: Path, whole: Path) -> None:
+def assert_same_curve(resumed: Path, whole: Path, steps: int = STEPS) -> None:
     rows = [r["step"] for r in read_metrics(resumed) if "train_loss" in r]
-    assert rows == list(range(1, STEPS + 1))  # every step once: no gap, no repeat
+    assert rows == list(range(1, steps + 1))  # every step once: no gap, no repeat
     got, want = evals(resumed), evals(whole)
     assert [s for s, _ in got] == [s for s, _ in want]
     for (_, a), (_, b) in zip(got, want):
         assert a == pytest.approx(b, rel=TOL)
     result, reference = (json.loads((d / "result.json").read_text()) for d in (resumed, whole))
-    assert result["final_step"] == STEPS and result["tokens_seen"] == reference["tokens_seen"]
+    assert result["final_step"] == steps and result["tokens_seen"] == reference["tokens_seen"]
     assert not (resumed / "resume").exists()  # finished: the checkpoint is gone
 
 
@@ -152,3 +152,23 @@ def test_a_preempted_search_trial_is_finished_by_another_worker(cfg, tmp_path):
     run_trial(apply(cfg, done.user_attrs["params"]), whole, progress=False)
     assert_same_curve(trial, whole)
     assert done.value == pytest.approx(min(v for _, v in evals(whole)), rel=TOL)
+
+
+@pytest.mark.timeout(900)
+def test_two_ranks_save_on_sigterm_and_resume_with_every_ranks_rng(tiny_config, tmp_path):
+    # dropout on: each rank draws its own masks, so each rank's RNG state must come back
+    cfg = tiny_config(train={"max_steps": 12, "eval_steps": 4, "batch_size": 4, "devices": 2},
+                      lora={"dropout": 0.1})
+    whole = tmp_path / "whole"
+    run_trial(cfg, whole, progress=False)
+    config = write_config(cfg, tmp_path / "c.yaml")
+    out = tmp_path / "run"
+    proc = tunelm("train", str(config), "--out", str(out), cwd=tmp_path)
+    signal_after(proc, out / "metrics.jsonl", 4)
+    code, err = finish(proc)
+    assert code == 75, err
+    saved = sorted(p.name for p in (out / "resume").glob("rng_state_*.pth"))
+    assert saved == ["rng_state_0.pth", "rng_state_1.pth"]
+    code, err = finish(tunelm("train", str(config), "--out", str(out), cwd=tmp_path))
+    assert code == 0, err
+    assert_same_curve(out, whole, steps=12)

@@ -93,13 +93,13 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     out = Path(out_dir)
     check_inputs(cfg, out, loaded)  # bad input is found before the trial directory exists
     check_devices(cfg.train.devices, visible())  # more ranks than devices: exit 2
+    resume = None  # population-based training hands its training state over itself
+    if resume_from is None and save_state_to is None:  # a checkpoint of another config: exit 2
+        resume = checkpoint.resume_point(Path(home or out), cfg)
     if cfg.train.devices > 1 and not in_ranks():  # N ranks under torchrun: runner/launch.py
         return run_on_ranks(cfg, out, fraction=fraction, run=run, callbacks=callbacks,
                             resume_from=resume_from, save_state_to=save_state_to)
     created = not out.exists()
-    resume = None  # population-based training hands its training state over itself
-    if resume_from is None and save_state_to is None:  # a checkpoint of another config: exit 2
-        resume = checkpoint.resume_point(Path(home or out), cfg)
     try:
         return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to,
                     run=run, resume=resume)
