@@ -87,6 +87,20 @@ def test_sigterm_is_noted_while_training_and_default_afterwards():
     preempt.clear()
 
 
+def test_sigterm_is_passed_on_to_the_trials_processes():
+    import subprocess
+    import sys
+
+    preempt.clear()
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+                for _ in range(2)]
+    with preempt.forwarding(*children):
+        signal.raise_signal(signal.SIGTERM)
+    assert [c.wait(timeout=30) for c in children] == [-signal.SIGTERM] * 2
+    assert preempt.requested()
+    preempt.clear()
+
+
 def _preempted_series(study, times: int, directory="runs/s/trials/0000"):
     """A trial preempted `times` times and finished by its last copy."""
     study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})

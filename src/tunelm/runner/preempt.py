@@ -63,16 +63,18 @@ def sigterm_noted():
 
 
 @contextmanager
-def forwarding(proc):
-    """While the block runs, SIGTERM to this process is noted and passed on to `proc` (a
-    `subprocess.Popen`: the trial's child, or torchrun, which passes it to every rank)."""
+def forwarding(*procs):
+    """While the block runs, SIGTERM to this process is noted and passed on to `procs`
+    (`subprocess.Popen`s: the trial's child, torchrun, which passes it to every rank, or the
+    local workers of `--workers`), each of which saves a checkpoint and stops."""
 
     def forward(signum, frame):
         _noticed.set()
-        log.warning("SIGTERM: passed on to the trial's process %d, which saves a checkpoint",
-                    proc.pid)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
+        alive = [p for p in procs if p.poll() is None]
+        log.warning("SIGTERM: passed on to process(es) %s, to checkpoint and stop",
+                    ", ".join(str(p.pid) for p in alive))
+        for p in alive:
+            p.send_signal(signal.SIGTERM)
 
     with _handler(forward):
         yield
