@@ -124,11 +124,7 @@ def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(cfg, tmp_path):
 
 
 def test_a_preempted_search_trial_is_finished_by_another_worker(cfg, tmp_path):
-    raw = cfg.to_dict()
-    raw["search"].update(strategy="random", trials=1, pruner="none", curve_pruner=False,
-                         space={"train.learning_rate": {"type": "float", "low": 1e-3,
-                                                        "high": 1e-2, "log": True}})
-    config = write_config(from_dict(raw), tmp_path / "s.yaml")
+    config = search_config(cfg, tmp_path)
     study_dir = tmp_path / "s"
     proc = tunelm("search", str(config), "--out", str(study_dir), cwd=tmp_path)
     signal_after(proc, study_dir / "trials" / "0000" / "metrics.jsonl", 8)
@@ -152,6 +148,36 @@ def test_a_preempted_search_trial_is_finished_by_another_worker(cfg, tmp_path):
     run_trial(apply(cfg, done.user_attrs["params"]), whole, progress=False)
     assert_same_curve(trial, whole)
     assert done.value == pytest.approx(min(v for _, v in evals(whole)), rel=TOL)
+
+
+def search_config(cfg, tmp_path, **search) -> Path:
+    raw = cfg.to_dict()
+    raw["search"].update(strategy="random", trials=1, pruner="none", curve_pruner=False,
+                         space={"train.learning_rate": {"type": "float", "low": 1e-3,
+                                                        "high": 1e-2, "log": True}}, **search)
+    return write_config(from_dict(raw), tmp_path / "s.yaml")
+
+
+def test_the_heartbeat_retry_of_a_killed_worker_resumes_from_its_checkpoint(cfg, tmp_path):
+    often = apply(cfg, {"train.checkpoint_minutes": 0.002})
+    config = search_config(often, tmp_path, heartbeat_seconds=1)
+    study_dir = tmp_path / "s"
+    proc = tunelm("search", str(config), "--out", str(study_dir), cwd=tmp_path)
+    trial = study_dir / "trials" / "0000"
+    signal_after(proc, trial / "metrics.jsonl", 12, sig=signal.SIGKILL)
+    finish(proc)
+    saved = json.loads((trial / "resume" / "tunelm-checkpoint.json").read_text())["step"]
+    url = f"sqlite:///{study_dir / 'study.db'}"
+    code, err = finish(tunelm("worker", "--storage", url, "--study", "s", "--out",
+                              str(study_dir), cwd=tmp_path))
+    assert code == 0, err
+    killed, retry = optuna.load_study(study_name="s", storage=url).trials
+    assert killed.state == TrialState.FAIL and retry.state == TrialState.COMPLETE
+    assert retry.system_attrs["failed_trial"] == 0
+    assert json.loads((trial / "result.json").read_text())["resumed_from_step"] == saved
+    whole = tmp_path / "whole"
+    run_trial(apply(often, retry.user_attrs["params"]), whole, progress=False)
+    assert_same_curve(trial, whole)
 
 
 @pytest.mark.timeout(900)

@@ -50,8 +50,10 @@ def _handler(on_signal):
 
 @contextmanager
 def sigterm_noted():
-    """SIGTERM, while the block runs, is noted for the training loop instead of ending the
-    process."""
+    """SIGTERM, while the block runs, is noted for the training loop (which must act on it:
+    `checkpoint.Checkpointer`) instead of ending the process."""
+
+    _noticed.clear()  # a notice an earlier run in this process acted on is spent
 
     def note(signum, frame):
         if not _noticed.is_set():

@@ -18,7 +18,7 @@ import logging
 import os
 import shutil
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,7 +288,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
     stop_reason = "completed"
     error = None
     try:
-        with preempt.sigterm_noted():
+        # SIGTERM saves and stops where a Checkpointer acts on it; elsewhere (PBT) it ends the run
+        with preempt.sigterm_noted() if saver is not None else nullcontext():
             trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except KeyboardInterrupt:
         stop_reason = "interrupted"
