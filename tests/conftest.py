@@ -107,7 +107,8 @@ def require_real(what: str, present: bool, hint: str) -> None:
 # with a listed fixture is marked without anyone remembering to. Names are "file::function".
 INTEGRATION_FILES = {"test_demo.py", "test_distributed.py", "test_dashboard.py",
                      "test_report_browser.py", "test_train.py", "test_data_packing.py",
-                     "test_api.py", "test_ddp.py"}
+                     "test_api.py", "test_ddp.py",
+                     "test_preemption.py"}
 # small_data: every tiny-model config (tiny_config, config files) is built on it; the others build
 # a study, a run or a model once per module, or start a server or a browser
 INTEGRATION_FIXTURES = {"small_data", "study_dir", "tiny_run", "proxy_study", "model_dir",
@@ -167,6 +168,7 @@ LONG_TESTS = {
     "test_tracking.py::test_isolated_trials_and_workers_keep_the_trial_names",
     "test_transfer.py::test_transfer_runs_the_top_configs_on_the_larger_model",
     "test_export.py::test_trl_script_reproduces_the_run",
+    "test_preemption.py::test_two_ranks_save_on_sigterm_and_resume_with_every_ranks_rng",
 }
 
 

@@ -152,6 +152,11 @@ class TrainConfig:
     gradient_checkpointing: bool = _f(False, "recompute activations to save memory")
     seed: int = _f(42, "seed of initialisation and data order")
     save_best: bool = _f(True, "keep the best adapter (or weights) in the trial directory")
+    checkpoint_minutes: float | None = _f(
+        None, "save a resumable checkpoint (weights, optimizer, scheduler, RNG, step) into "
+        "<trial>/resume every N minutes, keeping one; SIGTERM saves one too and a rerun "
+        "resumes from it; empty: 30 on a GPU, off on a CPU; 0: off"
+    )
     report_to: str | list[str] = _f(
         "none", "experiment trackers every run logs to: none, or any of wandb, mlflow, "
         "tensorboard (a list or a comma-separated string)"

@@ -145,6 +145,7 @@ def _train(p: _Problems, t: TrainConfig) -> None:
         p.check(t.divergence_factor > 1,
                 f"train.divergence_factor must be > 1 (or 0 to disable), got "
                 f"{t.divergence_factor!r}")
+    p.positive("train.checkpoint_minutes", t.checkpoint_minutes, allow_zero=True, allow_none=True)
     p.choice("train.optimizer", t.optimizer, OPTIMIZERS)
     _check_report_to(p, t.report_to)
 

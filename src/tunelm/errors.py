@@ -8,6 +8,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_PREEMPTED = 75  # sysexits' EX_TEMPFAIL: stopped on SIGTERM with a checkpoint; run it again
 
 
 class TunelmError(Exception):
@@ -59,3 +60,14 @@ class TrainingError(TunelmError):
 
 class SearchError(TunelmError):
     """A study could not run as asked."""
+
+
+class Preempted(TunelmError):
+    """SIGTERM (a cluster's preemption notice) stopped a run after saving a checkpoint: exit code
+    75. The same command, or the study's next worker, resumes from the checkpoint."""
+
+    exit_code = EXIT_PREEMPTED
+
+    def __init__(self, message: str, step: int | None = None, checkpoint: str | None = None):
+        super().__init__(message)
+        self.step, self.checkpoint = step, checkpoint

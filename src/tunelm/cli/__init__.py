@@ -1,6 +1,7 @@
 """The `tunelm` command line: thin commands, one module each, each calling one library function.
 
-Exit codes: 0 success, 2 bad input (config, data, arguments), 1 a run that failed.
+Exit codes: 0 success, 2 bad input (config, data, arguments), 1 a run that failed, 75 a run
+SIGTERM stopped after saving a checkpoint (run the same command again to resume).
 
 A command module has `add(sub)`, which adds its parser (arguments, help, examples) and sets
 `run(args) -> int` as its function; `COMMANDS` lists them in the order `--help` shows them.

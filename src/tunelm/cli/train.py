@@ -17,6 +17,8 @@ def add(sub) -> None:
             tunelm train presets/tiny.yaml --report-to mlflow,tensorboard   # MLFLOW_TRACKING_URI
             tunelm train my.yaml --devices 8           # one trial on 8 data-parallel ranks
             tunelm train my.yaml --dry-run             # the step plan: effective batch, steps
+            tunelm train my.yaml --set train.checkpoint_minutes=10 --out runs/a
+                # SIGTERM saves a checkpoint and exits 75; the same command resumes it
         """,
     )
     add_config_args(p)

@@ -20,11 +20,28 @@ def _finite(x) -> bool:
     return x is not None and isinstance(x, (int, float)) and math.isfinite(x)
 
 
-class MetricsWriter(TrainerCallback):
+class Resumable:
+    """A callback whose running state (the attributes in `KEPT`) goes into a checkpoint and
+    comes back with it (`runner/checkpoint.py`), so a resumed run decides as the whole run would."""
+
+    KEPT: tuple[str, ...] = ()
+
+    def kept_state(self) -> dict:
+        return {k: getattr(self, k) for k in self.KEPT}
+
+    def restore(self, state: dict) -> None:
+        for k in self.KEPT:
+            if k in state:
+                setattr(self, k, state[k])
+
+
+class MetricsWriter(Resumable, TrainerCallback):
     """Appends one JSON object per logged step to `metrics.jsonl` and one grep-able log line.
 
     Tokens per second count training time only: the clock restarts after every evaluation.
     """
+
+    KEPT = ("train_seconds", "tokens_seen")
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -82,13 +99,15 @@ def _nan(x):
     return float("nan") if x is None else float(x)
 
 
-class HealthGuard(TrainerCallback):
+class HealthGuard(Resumable, TrainerCallback):
     """Stops a run whose loss is NaN/inf or rises far above its running minimum.
 
     The loss is smoothed with an exponential moving average; the run has diverged when the
     smoothed loss exceeds both `factor` times its minimum and the minimum plus `margin` nats (the
     margin keeps a near-zero minimum from turning noise into a verdict).
     """
+
+    KEPT = ("ema", "min_ema")
 
     def __init__(self, factor: float = 3.0, margin: float = 1.0, smoothing: float = 0.3,
                  min_steps: int = 3):
@@ -124,9 +143,11 @@ class HealthGuard(TrainerCallback):
                 )
 
 
-class BestKeeper(TrainerCallback):
+class BestKeeper(Resumable, TrainerCallback):
     """Keeps the best checkpoint by eval loss (only the best: disk stays bounded) and stops early
     after `patience` evaluations without an improvement larger than `threshold`."""
+
+    KEPT = ("best_loss", "best_step", "last_loss", "last_step", "bad_evals", "_ref", "evals")
 
     def __init__(self, save_dir: Path | None, patience: int | None, threshold: float, save_fn=None):
         self.save_dir = Path(save_dir) if save_dir else None

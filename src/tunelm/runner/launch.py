@@ -85,7 +85,7 @@ def run_on_ranks(cfg, out, *, fraction: float = 1.0, run=None, callbacks=(),
     """`run_trial` of a config with `train.devices` > 1, called outside torchrun: the trial runs
     as that many ranks in children (`search.isolate`'s child, rank-aware); returns rank 0's
     result. In-process callbacks and training-state hand-over (PBT) cannot cross into them."""
-    from ..errors import BadInputError, ConfigError, TrainingError
+    from ..errors import BadInputError, ConfigError, Preempted, TrainingError
     from ..search.isolate import run_isolated
 
     if callbacks or resume_from is not None or save_state_to is not None:
@@ -98,5 +98,7 @@ def run_on_ranks(cfg, out, *, fraction: float = 1.0, run=None, callbacks=(),
         return outcome["result"]
     if status == "bad_input":
         raise BadInputError(error)
+    if status == "preempted":
+        raise Preempted(error, step=outcome.get("step"))
     raise TrainingError(f"the trial on {cfg.train.devices} ranks failed ({status}): {error}",
                         result=outcome.get("result") or {})

@@ -7,21 +7,21 @@ best checkpoint, score the task, and leave a directory that explains itself:
     predictions.jsonl  per-example generations of the best checkpoint
     train.log        the grep-able step lines
     best/            the best adapter (or weights), reloadable with PEFT / Transformers
+    resume/          while it runs: the checkpoint a preempted or killed run resumes from
+                     (runner/checkpoint.py); gone once it finishes
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import hf_args
 from ..base_model import (
     adapted,
     count_parameters,
@@ -32,17 +32,19 @@ from ..base_model import (
 )
 from ..config import Config
 from ..data import Collator, ListDataset, prepare
-from ..errors import BadInputError, ConfigError, TrainingError
+from ..errors import BadInputError, ConfigError, Preempted, TrainingError
 from ..files import write_text_atomic
 from ..logs import trial_log
 from ..plan import plan_steps
-from ..tasks.metrics import brief as brief_scores
+from . import checkpoint, preempt
+from .arguments import training_arguments, training_kwargs
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
-from .launch import ddp_fields, in_ranks, run_on_ranks
+from .launch import in_ranks, rank, run_on_ranks
 from .preflight import check_inputs, write_crash
+from .result import brief, trial_result
 from .task_eval import evaluate_task
-from .tracking import RunInfo, plain_run, tracking, trainer_fields
+from .tracking import RunInfo, plain_run, tracking
 
 log = logging.getLogger("tunelm.train")
 
@@ -60,17 +62,6 @@ def _save_model(model, tokenizer, target: Path) -> None:
     tmp.rename(target)
 
 
-def _peak_memory_mb(device: str) -> dict:
-    import resource
-
-    import torch
-
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if device == "cuda":
-        out["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return out
-
-
 def _check_optimizer(optimizer: str, device: str) -> None:
     if optimizer != "adamw_torch" and device != "cuda":
         raise ConfigError(
@@ -79,39 +70,10 @@ def _check_optimizer(optimizer: str, device: str) -> None:
         )
 
 
-def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
-                    run: RunInfo | None = None) -> dict:
-    """The `TrainingArguments` keyword arguments of a trial: the config's (`hf_args`, the one
-    mapping `tunelm export` shares) and this run's own on top. `run` names the run for the
-    trackers of `train.report_to`."""
-    kw = hf_args.training_kwargs(cfg, plan, precision)
-    kw.update(
-        output_dir=str(out / "hf"),
-        logging_nan_inf_filter=False,  # the health guard must see NaN losses
-        save_strategy="no",  # BestKeeper keeps the best checkpoint, and only that one
-        **trainer_fields(cfg, run),  # report_to, run_name: runner/tracking.py
-        use_cpu=device == "cpu",
-        include_num_input_tokens_seen="non_padding",  # the throughput count
-        remove_unused_columns=False,  # our collator reads input_ids and labels
-        label_names=["labels"],
-        dataloader_pin_memory=device == "cuda",
-        disable_tqdm=False,
-        **ddp_fields(device),  # on N ranks: the backend and the collective timeout
-    )
-    return kw
-
-
-def training_arguments(cfg: Config, plan, out: Path, precision: str, device: str,
-                       run: RunInfo | None = None):
-    from transformers import TrainingArguments
-
-    return TrainingArguments(**training_kwargs(cfg, plan, out, precision, device, run))
-
-
 def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), progress=True,
               fraction: float = 1.0, resume_from: str | Path | None = None,
               save_state_to: str | Path | None = None,
-              run: RunInfo | None = None) -> dict:
+              run: RunInfo | None = None, home: str | Path | None = None) -> dict:
     """Run one fine-tuning trial of `cfg` into `out_dir`; returns the result dict.
 
     `loaded` is an optional `(base_model, tokenizer)` pair to reuse (a search worker loads the
@@ -122,16 +84,27 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
     TrainingError (with `.result`) when the run diverged or crashed; the trial directory is
     complete either way. `run` names the run for the trackers of `train.report_to` (a search
     trial's `tracking.trial_run`); by default it is named after `out_dir`.
+
+    A checkpoint in `out_dir/resume` (saved every `train.checkpoint_minutes`, or on SIGTERM)
+    is resumed from: the same curve continues. SIGTERM during training saves one and raises
+    Preempted. `home` is the trial directory that holds the checkpoint when `out_dir` is
+    another (a rank other than 0 writes to a scratch directory).
     """
     out = Path(out_dir)
     check_inputs(cfg, out, loaded)  # bad input is found before the trial directory exists
     check_devices(cfg.train.devices, visible())  # more ranks than devices: exit 2
+    resume = None  # population-based training hands its training state over itself
+    if resume_from is None and save_state_to is None:  # a checkpoint of another config: exit 2
+        resume = checkpoint.resume_point(Path(home or out), cfg)
     if cfg.train.devices > 1 and not in_ranks():  # N ranks under torchrun: runner/launch.py
         return run_on_ranks(cfg, out, fraction=fraction, run=run, callbacks=callbacks,
                             resume_from=resume_from, save_state_to=save_state_to)
     created = not out.exists()
     try:
-        return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to, run=run)
+        return _run(cfg, out, loaded, callbacks, progress, fraction, resume_from, save_state_to,
+                    run=run, resume=resume)
+    except Preempted:  # not a crash: the checkpoint says where it stopped
+        raise
     except BadInputError:
         if created:  # bad input leaves nothing half-written behind
             shutil.rmtree(out, ignore_errors=True)
@@ -142,11 +115,11 @@ def run_trial(cfg: Config, out_dir: str | Path, *, loaded=None, callbacks=(), pr
 
 
 def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_from=None,
-         save_state_to=None, *, run=None) -> dict:
+         save_state_to=None, *, run=None, resume=None) -> dict:
     from transformers import set_seed
 
     started = time.time()
-    device, precision = _start(cfg, out)
+    device, precision = _start(cfg, out, resume)
     run = run or plain_run(out)
     with trial_log(out / "train.log"), ExitStack() as stack:
         log.info("trial %s | model %s | method %s | device %s | precision %s",
@@ -164,48 +137,36 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         if cfg.eval.baseline:
             baseline, _ = evaluate_task(base, tokenizer, data.eval_records, cfg.data, cfg.eval,
                                         device, precision)
-            log.info("baseline task metrics: %s", _brief(baseline))
+            log.info("baseline task metrics: %s", brief(baseline))
 
         set_seed(cfg.train.seed)  # adapters start the same whatever ran before
         # a base lent by a worker goes back unchanged when the trial ends, however it ends
         model = stack.enter_context(adapted(base, cfg, cfg.train.gradient_checkpointing,
                                             hand_back=loaded is not None))
-        trainable, total = count_parameters(model)
+        params = count_parameters(model)
         plan = plan_steps(cfg.train, len(data.train), fraction=fraction)
         log.info("plan | %d steps | warmup %d | eval every %d | effective batch %d | "
                  "trainable %d of %d parameters", plan.total_steps, plan.warmup_steps,
-                 plan.eval_steps, plan.effective_batch, trainable, total)
+                 plan.eval_steps, plan.effective_batch, *params)
         # the trackers hear of the run from here to the end of the final evaluation
         tracker = stack.enter_context(tracking(cfg, out, run))
         trained = _train(cfg, out, model, tokenizer, data, plan, precision, device, run,
-                         callbacks, progress, resume_from, save_state_to)
+                         callbacks, progress, resume_from, save_state_to, resume)
+        if trained.stop_reason == "preempted":
+            shutil.rmtree(out / "hf", ignore_errors=True)
+            raise _preempted(trained, resume)
         task = {}
         if trained.ok:
             task = _score_best(cfg, out, model, tokenizer, data, device, precision)
         wall = time.time() - started
-        result = {
-            "status": "ok" if trained.ok else "failed",
-            "stop_reason": trained.stop_reason,
-            "best_eval_loss": _clean(trained.keeper.best_loss),
-            "best_step": trained.keeper.best_step,
-            "final_eval_loss": _clean(trained.keeper.last_loss),
-            "final_step": trained.step,
-            "task_metrics": task,
-            "baseline_task_metrics": baseline,
-            **_throughput(trained.metrics, wall),
-            **_peak_memory_mb(device),
-            "device": device,
-            "precision": precision,
-            "trainable_parameters": trainable,
-            "total_parameters": total,
-            "plan": plan.as_dict(),
-            "data": data.stats,
-            "best_checkpoint": "best" if (out / "best").exists() else None,
-        }
+        result = trial_result(trained, task, baseline, wall, device=device, precision=precision,
+                              params=params, plan=plan, data=data, out=out)
         if tracker is not None:
             tracker.finish(result)  # its summary, and result["tracking"]: where the run is
         write_json(out / "result.json", result)
         shutil.rmtree(out / "hf", ignore_errors=True)
+        if resume is not None and rank() == 0:
+            checkpoint.discard(resume.home)  # finished: nothing to resume any more
         log.info("result | best eval loss %s @ step %s | stop %s | %.0f s",
                  result["best_eval_loss"], result["best_step"], trained.stop_reason, wall)
     if trained.error is not None:
@@ -220,14 +181,26 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
     return result
 
 
-def _start(cfg: Config, out: Path) -> tuple[str, str]:
-    """The trial directory without a previous run's results, with this config; returns
-    (device, precision), checked against the config."""
+def _preempted(trained, resume) -> Preempted:
+    where = resume.home / checkpoint.RESUME_DIR
+    log.warning("preempted | checkpoint of step %d in %s", trained.step, where)
+    return Preempted(f"stopped by SIGTERM at step {trained.step} with a checkpoint in {where}; "
+                     "run the same command again (same --out) to resume from it",
+                     step=trained.step, checkpoint=str(where))
+
+
+def _start(cfg: Config, out: Path, resume) -> tuple[str, str]:
+    """The trial directory without a previous run's results (a resumed run keeps the metrics
+    up to its checkpoint's step), with this config; returns (device, precision), checked
+    against the config."""
     import torch
 
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("metrics.jsonl", "result.json", "predictions.jsonl"):
+    resuming = resume is not None and resume.path is not None
+    for stale in ("result.json", "predictions.jsonl") + (() if resuming else ("metrics.jsonl",)):
         (out / stale).unlink(missing_ok=True)
+    if resuming:
+        checkpoint.keep_rows_until(out / "metrics.jsonl", resume.step)
     (out / "config.yaml").write_text(cfg.to_yaml(comments=True), encoding="utf-8")
     device = device_type()
     precision = resolve_precision(cfg.model.precision, device)
@@ -247,28 +220,41 @@ class _Trained:
     step: int
     stop_reason: str
     error: BaseException | None
+    resumed_from: int = 0  # the checkpoint's step, when it resumed from one
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not self.guard.reason
+        return self.error is None and not self.guard.reason and self.stop_reason != "preempted"
 
 
-def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, device, run,
-           callbacks, progress, resume_from, save_state_to) -> _Trained:
-    """Train `model` with the Trainer and our callbacks; the best checkpoint goes to out/best."""
-    from transformers import Trainer
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
+def _ours(cfg: Config, out: Path, model, tokenizer, resume) -> tuple:
+    """Our callbacks: metrics, health guard, best keeper; where the run resumes, with the
+    state they had at its checkpoint (and the best checkpoint kept so far)."""
     metrics = MetricsWriter(out / "metrics.jsonl")
     guard = HealthGuard(factor=cfg.train.divergence_factor)
     best_dir = out / "best"
-    shutil.rmtree(best_dir, ignore_errors=True)
     keeper = BestKeeper(
         best_dir if cfg.train.save_best else None,
         cfg.train.early_stopping_patience,
         cfg.train.early_stopping_threshold,
         save_fn=lambda d: _save_model(model, tokenizer, d),
     )
+    kept = (resume.state or {}).get("callbacks") if resume is not None else None
+    if kept:
+        for name, callback in (("metrics", metrics), ("guard", guard), ("keeper", keeper)):
+            callback.restore(kept.get(name, {}))
+    else:
+        shutil.rmtree(best_dir, ignore_errors=True)
+    return metrics, guard, keeper
+
+
+def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, device, run,
+           callbacks, progress, resume_from, save_state_to, resume=None) -> _Trained:
+    """Train `model` with the Trainer and our callbacks; the best checkpoint goes to out/best."""
+    from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    metrics, guard, keeper = _ours(cfg, out, model, tokenizer, resume)
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, plan, out, precision, device, run),
@@ -288,15 +274,30 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
 
         trainer.callback_handler.callbacks.insert(0, NewHyperparameters())
         log.info("resuming the training state of %s", resume_from)
+    saver = None
+    if resume is not None:  # periodic checkpoints, and one on SIGTERM
+        saver = checkpoint.Checkpointer(
+            resume.home, cfg, checkpoint.interval_seconds(cfg.train.checkpoint_minutes, device),
+            state=lambda: {"metrics": metrics.kept_state(), "guard": guard.kept_state(),
+                           "keeper": keeper.kept_state()}, rank=rank())
+        trainer.add_callback(saver)
+        if resume.path is not None:
+            resume_from = resume.path
+            log.info("resuming from the checkpoint of step %d in %s", resume.step, resume.path)
 
     stop_reason = "completed"
     error = None
     try:
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        # SIGTERM saves and stops where a Checkpointer acts on it; elsewhere (PBT) it ends the run
+        with preempt.sigterm_noted() if saver is not None else nullcontext():
+            trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     except KeyboardInterrupt:
         stop_reason = "interrupted"
         error = KeyboardInterrupt()
     step = trainer.state.global_step
+    if saver is not None and saver.preempted:
+        metrics.close()
+        return _Trained(metrics, guard, keeper, step, "preempted", None, resume.step)
     if guard.reason:
         stop_reason = guard.reason
     elif keeper.stopped_early:
@@ -308,7 +309,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         from .resume import save_training_state
 
         save_training_state(trainer, model, Path(save_state_to))  # the last weights
-    return _Trained(metrics, guard, keeper, step, stop_reason, error)
+    return _Trained(metrics, guard, keeper, step, stop_reason, error,
+                    resume.step if resume is not None else 0)
 
 
 def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precision) -> dict:
@@ -321,26 +323,8 @@ def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precisio
         with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    log.info("task metrics of the best checkpoint: %s", _brief(task))
+    log.info("task metrics of the best checkpoint: %s", brief(task))
     return task
-
-
-def _throughput(metrics: MetricsWriter, wall: float) -> dict:
-    seconds = metrics.train_seconds
-    return {
-        "train_seconds": round(seconds, 2),
-        "wall_seconds": round(wall, 2),
-        "tokens_seen": metrics.tokens_seen,
-        "tokens_per_s": round(metrics.tokens_seen / seconds, 1) if seconds else None,
-    }
-
-
-def _clean(x):
-    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def _brief(task: dict) -> str:
-    return brief_scores(task) or "none"
 
 
 __all__ = ["run_trial", "training_arguments", "training_kwargs"]

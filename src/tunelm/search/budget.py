@@ -39,8 +39,8 @@ class Budget:
 
 
 def spent(trials) -> Spent:
-    """What finished trials cost. A failed trial that was retried (its worker died) is counted
-    once, through its retry; trials still running or waiting are not counted."""
+    """What finished trials cost. A failed trial that was retried (its worker died, or it was
+    preempted) is counted once, through its retry; the cost of every attempt is counted; trials still running or waiting are not counted."""
     from optuna.trial import TrialState
 
     retried = _retried(trials)
@@ -67,7 +67,13 @@ def claimed(trials) -> int:
 
 
 def _retried(trials) -> set:
-    return {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    """Trials another trial retries: a dead worker's (Optuna's heartbeat retry) and every
+    preempted trial of a series (`search/preemption.py`)."""
+    out = {t.system_attrs.get("failed_trial") for t in trials} - {None}
+    for t in trials:
+        out.update(t.system_attrs.get("retry_history", ()))
+        out.update(t.system_attrs.get("preempted_trials", ()))
+    return out
 
 
 def _not_run(t) -> bool:

@@ -19,7 +19,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from ..errors import BadInputError, TrainingError
+from ..errors import BadInputError, Preempted, TrainingError
 
 REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
 
@@ -28,8 +28,9 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
                  study_name: str | None, trial_id: int | None, run=None) -> dict:
     """Run a trial in a child process (on `train.devices` ranks, children of torchrun);
     `storage_url` None: no Optuna trial to report to. Returns the outcome the child wrote:
-    {"status": "ok" | "diverged" | "oom" | "error", "result": {...}, "pruned_at": step|None,
-    "error": text}."""
+    {"status": "ok" | "diverged" | "oom" | "preempted" | "error", "result": {...},
+    "pruned_at": step|None, "step": the step a preempted trial stopped at, "error": text}.
+    SIGTERM to this process is passed on to the child, which saves a checkpoint and stops."""
     out.mkdir(parents=True, exist_ok=True)
     request = out / REQUEST
     request.write_text(json.dumps({
@@ -39,10 +40,13 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
     }), encoding="utf-8")
     (out / OUTCOME).unlink(missing_ok=True)
     from ..runner.launch import rank_command
+    from ..runner.preempt import forwarding
 
     # train.devices N > 1: N ranks under torchrun, each running _child (rank 0 writes the outcome)
-    proc = subprocess.run(rank_command(cfg.train.devices, "tunelm.search.isolate", str(request)),
-                          env=os.environ.copy())
+    proc = subprocess.Popen(rank_command(cfg.train.devices, "tunelm.search.isolate",
+                                         str(request)), env=os.environ.copy())
+    with forwarding(proc):
+        proc.wait()
     outcome_file = out / OUTCOME
     if not outcome_file.exists():  # killed, or crashed before it could say
         return {"status": "error", "result": {},
@@ -75,7 +79,9 @@ def _child(request_path: str) -> int:
     try:
         run = RunInfo(**req["run"]) if req.get("run") and rank() == 0 else None
         outcome["result"] = run_trial(cfg, out, progress=False, callbacks=callbacks,
-                                      fraction=req["fraction"], run=run)
+                                      fraction=req["fraction"], run=run, home=req["out"])
+    except Preempted as exc:  # checkpoint saved: the parent hands the trial back
+        outcome.update(status="preempted", error=str(exc), step=exc.step)
     except TrainingError as exc:
         outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
     except BadInputError as exc:  # the data or config: the parent ends the study (exit 2)

@@ -22,6 +22,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .budget import NOT_RUN_ATTR, claimed
+from .preemption import first_of_series
 
 log = logging.getLogger("tunelm.search")
 POLL_SECONDS = 5.0
@@ -38,7 +39,8 @@ class Admitted:
         self.objective, self.limit = objective, limit
 
     def __call__(self, trial: optuna.Trial) -> float:
-        if self.limit is not None:
+        # a retry (a dead worker's trial, a preempted one) takes the place its first trial held
+        if self.limit is not None and first_of_series(trial) == trial.number:
             before = [t for t in trial.study.get_trials(deepcopy=False)
                       if t.number < trial.number]
             if claimed(before) >= self.limit:

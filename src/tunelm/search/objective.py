@@ -21,13 +21,14 @@ from transformers import TrainerCallback
 
 from ..base_model import SharedBase, gpu_count
 from ..config import Config
-from ..errors import BadInputError, ConfigError, TrainingError
-from ..runner import run_trial
+from ..errors import BadInputError, ConfigError, Preempted, TrainingError
+from ..runner import preempt, run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
 from ..tasks.metrics import availability_problems
 from .budget import COST_ATTR
 from .curve_pruner import recorded_reason
 from .goal import LOSS, direction_of, value_of
+from .preemption import PREEMPTED_ATTR, requeue, trial_dir
 from .space import Dimension, apply, suggest
 
 log = logging.getLogger("tunelm.search")
@@ -77,7 +78,8 @@ class TrialObjective:
         self.extra_callbacks = list(extra_callbacks)
         self.progress = progress
         self._base = SharedBase()
-        self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
+        # bad input ends the study, not just a trial; a preemption ends this worker's part
+        self.fatal: BadInputError | Preempted | None = None
         check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
         missing = availability_problems(base.eval.metric, base.eval.metric_path)
         if missing:  # a worker joining without the metric's library or function
@@ -107,7 +109,7 @@ class TrialObjective:
         if fraction < 1 and self.objective == LOSS:
             quiet["eval.metric"] = "none"
         cfg = apply(cfg, quiet)
-        out = self.study_dir / "trials" / f"{trial.number:04d}"
+        out = trial_dir(self.study_dir, trial)  # a retry resumes in its series' directory
         trial.set_user_attr("trial_dir", str(out))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         run = trial_run(trial.study.study_name, trial.number, self.base.search.strategy, params,
@@ -119,6 +121,9 @@ class TrialObjective:
             try:
                 result, pruned_at = self._run(trial, cfg, out, fraction, reporter, run)
                 break
+            except Preempted as exc:  # SIGTERM: checkpoint saved; the trial goes back
+                self._hand_back(trial, exc, started)
+                raise
             except BadInputError as exc:  # the data or config, not this trial's parameters
                 self.fatal = exc
                 trial.study.stop()
@@ -129,6 +134,9 @@ class TrialObjective:
                                     else str(exc))
                 raise optuna.TrialPruned(str(exc)) from None
             except Exception as exc:
+                if preempt.requested():  # the child died of the notice some other way
+                    self._hand_back(trial, Preempted(f"stopped by SIGTERM: {exc}"), started)
+                    raise self.fatal from exc
                 if not is_oom(exc) or cfg.train.batch_size == 1:
                     trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
                     raise
@@ -170,6 +178,8 @@ class TrialObjective:
         status = outcome["status"]
         if status == "bad_input":
             raise BadInputError(outcome.get("error", "bad input"))
+        if status == "preempted":
+            raise Preempted(outcome.get("error", "preempted"), step=outcome.get("step"))
         if status == "diverged":
             raise TrainingError(outcome.get("error", "diverged"), result=outcome["result"])
         if status == "oom":
@@ -180,6 +190,16 @@ class TrialObjective:
             raise RuntimeError(f"trial {trial.number} failed in its child process: "
                                f"{outcome.get('error')}")
         return outcome["result"], outcome.get("pruned_at")
+
+    def _hand_back(self, trial, exc: Preempted, started: float) -> None:
+        """The trial goes back to the study (a queued copy resumes from its checkpoint), and
+        this worker stops: the machine is going away."""
+        requeue(trial.study, trial._trial_id)
+        trial.set_user_attr(PREEMPTED_ATTR, exc.step)
+        devices = self.base.train.devices if gpu_count() else 1
+        trial.set_user_attr(COST_ATTR, round((time.time() - started) * devices, 2))
+        self.fatal = exc
+        trial.study.stop()
 
     def value_of(self, result: dict) -> float:
         return value_of(self.objective, self.direction, result)

@@ -42,9 +42,14 @@ def keep_top(study: optuna.Study, k: int) -> None:
     sign = -1 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1
     done.sort(key=lambda t: sign * t.value)
     keep = {t.number for t in done[:k]}
-    for t in study.get_trials(deepcopy=False):
+    # a preempted or retried trial shares its directory with the retry that finished it
+    trials = study.get_trials(deepcopy=False)
+    kept_dirs = {t.user_attrs.get("trial_dir") for t in done[:k]} | {
+        t.user_attrs.get("trial_dir") for t in trials
+        if t.state in (TrialState.RUNNING, TrialState.WAITING)}
+    for t in trials:
         d = t.user_attrs.get("trial_dir")
-        if d and t.number not in keep and t.state != TrialState.RUNNING:
+        if d and t.number not in keep and d not in kept_dirs:
             shutil.rmtree(Path(d) / "best", ignore_errors=True)
 
 

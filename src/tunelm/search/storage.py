@@ -25,7 +25,8 @@ __all__ = ["DB_FILE", "Location", "has_study_db", "is_storage_url", "locate", "m
 
 def make_storage(url: str, heartbeat_seconds: int | None = None):
     """RDB storage; with `heartbeat_seconds`, heartbeats: a running trial whose worker was silent
-    for three beats is failed and retried once. Every worker of a study uses the study's value
+    for three beats is failed and retried once (in its directory: it resumes from the last
+    checkpoint there, `search/preemption.py`). Every worker of a study uses the study's value
     (`search.heartbeat_seconds`, stored with it); readers need none."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     # SQLite: local worker processes share the file; wait for its lock instead of failing
@@ -35,7 +36,9 @@ def make_storage(url: str, heartbeat_seconds: int | None = None):
     if heartbeat_seconds is not None:
         beats = {"heartbeat_interval": heartbeat_seconds, "grace_period": 3 * heartbeat_seconds,
                  "heartbeat_stale_trial_callback":
-                     optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)}
+                     optuna.storages.RetryHeartbeatStaleTrialCallback(
+                     # the retry resumes from the dead trial's checkpoint: the same curve
+                     max_retry=1, inherit_intermediate_values=True)}
     url = with_installed_driver(url)
     check_url(url)
     try:
