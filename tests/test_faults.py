@@ -406,6 +406,144 @@ def test_resume_with_a_changed_search_space(tmp_path, data):
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["study.db"]
 
 
+# ==== signals, a full disk and missing parts during a study (issue 15, second part) ============
+# Ctrl-C during `search` (alone, with --workers, with --isolate), a full disk during a study and
+# a missing tracker. Each case is a child `tunelm` process; the study is read back with Optuna.
+
+
+def search_argv(out: Path, data: Path, *sets: str, trials: int = 3) -> list[str]:
+    """A random search on the tiny preset, no pruning, no task metric (eval loss only)."""
+    argv = ["search", TINY, "--strategy", "random", "--pruner", "none", "--trials",
+            str(trials), "--out", str(out), "--set", f"data.train={data}",
+            "--set", "data.max_length=64", "--set", "eval.metric=none"]
+    for s in sets:
+        argv += ["--set", s]
+    return argv
+
+
+def start(argv: list[str], cwd: Path, **popen) -> subprocess.Popen:
+    """`tunelm -q ARGV` started in a child process (stdout and stderr piped)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tunelm", "-q", *argv], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for_steps(*trial_dirs: Path, timeout: float = 200) -> None:
+    """Until each trial directory's metrics.jsonl has a training step (the trial is running)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all((d / "metrics.jsonl").exists() and (d / "metrics.jsonl").stat().st_size
+               for d in trial_dirs):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no training step in {[str(d) for d in trial_dirs]} after {timeout} s")
+
+
+def ctrl_c(child: subprocess.Popen, again_after: float | None = None):
+    """SIGINT to `child` (and a second one `again_after` seconds later); (its result, seconds
+    from the first signal to its exit)."""
+    child.send_signal(signal.SIGINT)
+    sent = time.time()
+    if again_after is not None:
+        time.sleep(again_after)
+        child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+    return proc, time.time() - sent
+
+
+def study_trials(study: Path) -> list:
+    import optuna
+
+    return optuna.load_study(study_name=study.name,
+                             storage=f"sqlite:///{study / 'study.db'}").trials
+
+
+def assert_interrupted(study: Path, number: int, why: str = "interrupted by the user") -> None:
+    """Trial `number` is failed in the study, with `why` in its user attributes and in its
+    trial directory's result.json."""
+    trial = study_trials(study)[number]
+    assert trial.state.name == "FAIL", trial.state
+    assert why in trial.user_attrs.get("interrupted", ""), trial.user_attrs
+    result = json.loads((study / "trials" / f"{number:04d}" / "result.json").read_text())
+    assert result["status"] == "failed" and why in result["error"], result
+
+
+def processes_naming(path: Path) -> list[str]:
+    """Command lines of the processes still alive that name `path` (a study's workers)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in line:
+            found.append(line)
+    return found
+
+
+def test_ctrl_c_during_search_marks_the_trial_and_the_study_continues(tmp_path, data):
+    """Trial 0 finished; Ctrl-C during trial 1; rerunning continues to 3 finished trials (the
+    interrupted one counts for nothing: before, it took a place in the budget)."""
+    out = tmp_path / "s"
+    first = tunelm(*search_argv(out, data, "train.max_steps=8", trials=1), cwd=tmp_path,
+                   timeout=200)
+    assert first.returncode == 0, first.stderr
+    child = start(search_argv(out, data, "train.max_steps=400"), tmp_path)
+    wait_for_steps(out / "trials" / "0001")
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user", "rerun the same command")
+    assert seconds < 30, f"took {seconds:.0f} s to exit after Ctrl-C"
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL"]
+    assert_interrupted(out, 1)
+    again = tunelm(*search_argv(out, data, "train.max_steps=8"), cwd=tmp_path, timeout=200)
+    assert again.returncode == 0, again.stderr
+    states = [t.state.name for t in study_trials(out)]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"], states
+    best = tunelm("best", str(out), cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path, data):
+    out = tmp_path / "s"
+    child = start(search_argv(out, data, "train.max_steps=400", trials=2), tmp_path)
+    wait_for_steps(out / "trials" / "0000")
+    proc, seconds = ctrl_c(child, again_after=0.1)
+    said(proc, 130, "interrupted again: quitting at once")
+    assert seconds < 15, f"took {seconds:.0f} s to exit after two Ctrl-C"
+    assert (out / "study.db").exists()
+    assert tunelm("best", str(out), cwd=tmp_path).returncode in (0, 2)  # readable (no trial yet)
+
+
+def test_ctrl_c_during_search_with_workers(tmp_path, data):
+    """Ctrl-C reaches the parent only (its workers have process groups of their own, as when
+    it is pressed in a terminal): it passes it on, each worker marks its trial."""
+    out = tmp_path / "s"
+    child = start(search_argv(out, data, "train.max_steps=400", trials=2) + ["--workers", "2"],
+                  tmp_path)
+    wait_for_steps(out / "trials" / "0000", out / "trials" / "0001", timeout=300)
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user")
+    assert seconds < 60, f"took {seconds:.0f} s to exit after Ctrl-C"
+    assert not processes_naming(out), "a worker outlived Ctrl-C"
+    for number in (0, 1):
+        assert_interrupted(out, number)
+    for log_file in (out / "workers").glob("*.log"):
+        assert "Traceback" not in log_file.read_text(), log_file.read_text()
+
+
+def test_ctrl_c_during_an_isolated_trial(tmp_path, data):
+    out = tmp_path / "s"
+    child = start(search_argv(out, data, "train.max_steps=400", trials=2) + ["--isolate"],
+                  tmp_path)
+    wait_for_steps(out / "trials" / "0000")
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user")
+    assert seconds < 60, f"took {seconds:.0f} s to exit after Ctrl-C"
+    assert not processes_naming(out), "the trial's child process outlived Ctrl-C"
+    assert_interrupted(out, 0)
+
+
 # ---- crashes: a killed run, rerun into its directory --------------------------------------
 
 

@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from ..errors import BadInputError, TrainingError
+from .interrupt import forwarding, handled
 
 REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
 
@@ -28,8 +29,8 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
                  study_name: str | None, trial_id: int | None, run=None) -> dict:
     """Run a trial in a child process (on `train.devices` ranks, children of torchrun);
     `storage_url` None: no Optuna trial to report to. Returns the outcome the child wrote:
-    {"status": "ok" | "diverged" | "oom" | "error", "result": {...}, "pruned_at": step|None,
-    "error": text}."""
+    {"status": "ok" | "diverged" | "oom" | "error" | "interrupted", "result": {...},
+    "pruned_at": step|None, "error": text}."""
     out.mkdir(parents=True, exist_ok=True)
     request = out / REQUEST
     request.write_text(json.dumps({
@@ -41,8 +42,11 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
     from ..runner.launch import rank_command
 
     # train.devices N > 1: N ranks under torchrun, each running _child (rank 0 writes the outcome)
-    proc = subprocess.run(rank_command(cfg.train.devices, "tunelm.search.isolate", str(request)),
-                          env=os.environ.copy())
+    # a process group of its own: Ctrl-C reaches the worker, which passes it on once
+    proc = subprocess.Popen(rank_command(cfg.train.devices, "tunelm.search.isolate",
+                                         str(request)), env=os.environ.copy(), process_group=0)
+    with forwarding([proc]):  # Ctrl-C: the child records it, then the trial is marked here
+        proc.wait()
     outcome_file = out / OUTCOME
     if not outcome_file.exists():  # killed, or crashed before it could say
         return {"status": "error", "result": {},
@@ -80,6 +84,8 @@ def _child(request_path: str) -> int:
         outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
     except BadInputError as exc:  # the data or config: the parent ends the study (exit 2)
         outcome.update(status="bad_input", error=str(exc))
+    except KeyboardInterrupt:  # Ctrl-C, passed on by the parent: the parent marks the trial
+        outcome.update(status="interrupted", error="interrupted by the user")
     except Exception as exc:  # noqa: BLE001 - the parent decides what a failure means
         outcome.update(status="oom" if is_oom(exc) else "error",
                        error="".join(traceback.format_exception_only(type(exc), exc)).strip())
@@ -101,4 +107,9 @@ def _trial(req: dict):
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    try:
+        with handled():  # a second Ctrl-C quits at once
+            code = _child(sys.argv[1])
+    except KeyboardInterrupt:  # before the trial started: no outcome, the parent marks it
+        code = 130
+    sys.exit(code)

@@ -21,11 +21,12 @@ from transformers import TrainerCallback
 
 from ..base_model import SharedBase, gpu_count
 from ..config import Config
-from ..errors import BadInputError, ConfigError, TrainingError
+from ..errors import BadInputError, ConfigError, TrainingError, TunelmError
 from ..runner import run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
 from .budget import COST_ATTR
 from .curve_pruner import recorded_reason
+from .interrupt import DiskFull, is_disk_full, mark
 from .space import Dimension, apply, suggest
 
 log = logging.getLogger("tunelm.search")
@@ -72,7 +73,8 @@ class TrialObjective:
         self.extra_callbacks = list(extra_callbacks)
         self.progress = progress
         self._base = SharedBase()
-        self.fatal: BadInputError | None = None  # bad input ends the study, not just a trial
+        # bad input (or a full disk) ends the study, not just a trial
+        self.fatal: TunelmError | None = None
         check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
 
     def _model(self, cfg: Config):
@@ -85,6 +87,25 @@ class TrialObjective:
         return params
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Runs the trial; one cut off by Ctrl-C or a full disk is marked so (`interrupt`)."""
+        trial_dir = self.study_dir / "trials" / f"{trial.number:04d}"
+        try:
+            return self._trial(trial, trial_dir)
+        except KeyboardInterrupt:
+            mark(trial, trial_dir)
+            raise
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            mark(trial, trial_dir, f"the disk is full ({exc})")
+            self.fatal = DiskFull(
+                f"trial {trial.number} could not write its files, the disk is full: {exc}. "
+                f"Free space (or raise the file size limit) and rerun the same command: the "
+                f"trial is marked interrupted in the study and runs again")
+            trial.study.stop()
+            raise
+
+    def _trial(self, trial: optuna.Trial, out: Path) -> float:
         params = self.params_for(trial)
         fraction = float(trial.user_attrs.get("fraction", 1.0))
         try:
@@ -99,7 +120,6 @@ class TrialObjective:
         if fraction < 1 and self.objective != "exact_match":
             quiet["eval.metric"] = "none"
         cfg = apply(cfg, quiet)
-        out = self.study_dir / "trials" / f"{trial.number:04d}"
         trial.set_user_attr("trial_dir", str(out))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         run = trial_run(trial.study.study_name, trial.number, self.base.search.strategy, params,
@@ -159,6 +179,8 @@ class TrialObjective:
             raise BadInputError(outcome.get("error", "bad input"))
         if status == "diverged":
             raise TrainingError(outcome.get("error", "diverged"), result=outcome["result"])
+        if status == "interrupted":
+            raise KeyboardInterrupt
         if status == "oom":
             import torch
 

@@ -19,7 +19,8 @@ from ..base_model import gpu_count
 from ..config import Config
 from ..environment import worker_env
 from ..errors import ConfigError, SearchError
-from .budget import spent
+from .budget import interrupted, spent
+from .interrupt import forwarding
 from .live import LiveTable
 from .opener import open_study
 from .results import keep_top, summarize
@@ -41,7 +42,7 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
                           "tunelm worker --storage URL --study NAME")
     study, cfg = open_study(cfg, out, storage, study_name)
     strategy = strategy_named(cfg.search.strategy)
-    if not study.trials:
+    if all(interrupted(t) for t in study.trials):  # new, or nothing ran
         for params, tag in strategy.first_trials(cfg, dims_of(cfg)):
             study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag})
     url = storage_url(out, storage)
@@ -53,22 +54,21 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
     for i in range(n):
         env = worker_env(i, n, gpus, os.cpu_count() or 1, os.environ)
         fh = open(logs / f"worker-{i}.log", "w", encoding="utf-8")
-        procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), fh))
+        # a process group of its own: Ctrl-C reaches this process, which passes it on once
+        procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                       process_group=0), fh))
         log.info("worker %d started (pid %d%s), log %s", i, procs[-1][0].pid,
                  f", GPU {i}" if gpus else f", {env['OMP_NUM_THREADS']} threads",
                  logs / f"worker-{i}.log")
     started = time.time()
     budget = strategy.budget(cfg.search)
     table = LiveTable(budget, started)
-    try:
-        while any(p.poll() is None for p, _ in procs):
-            if live:
-                table.update(study)
-            time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        for p, _ in procs:
-            p.terminate()
-        raise
+    try:  # Ctrl-C: the workers mark their trials interrupted and end
+        with forwarding([p for p, _ in procs]):
+            while any(p.poll() is None for p, _ in procs):
+                if live:
+                    table.update(study)
+                time.sleep(POLL_SECONDS)
     finally:
         for _, fh in procs:
             fh.close()
