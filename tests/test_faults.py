@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ._hide import hide_packages
 from .conftest import ROOT, arithmetic_rows, write_jsonl
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
@@ -466,7 +467,7 @@ def assert_interrupted(study: Path, number: int, why: str = "interrupted by the 
     assert trial.state.name == "FAIL", trial.state
     assert why in trial.user_attrs.get("interrupted", ""), trial.user_attrs
     result = json.loads((study / "trials" / f"{number:04d}" / "result.json").read_text())
-    assert result["status"] == "failed" and why in result["error"], result
+    assert result["status"] == "failed" and why in result["interrupted"], result
 
 
 def processes_naming(path: Path) -> list[str]:
@@ -542,6 +543,59 @@ def test_ctrl_c_during_an_isolated_trial(tmp_path, data):
     assert seconds < 60, f"took {seconds:.0f} s to exit after Ctrl-C"
     assert not processes_naming(out), "the trial's child process outlived Ctrl-C"
     assert_interrupted(out, 0)
+
+
+def file_size_limit(limit: int):
+    """A preexec_fn: files of the child may grow to `limit` bytes (`ulimit -f`); a write past it
+    fails with EFBIG, as on a full disk (SIGXFSZ ignored, which would kill the process)."""
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return small_files
+
+
+LR_ONLY = ("search.space={train.learning_rate: {type: float, low: 1.0e-3, high: 3.0e-3, "
+           "log: true}}")
+
+
+def test_disk_full_during_a_study(tmp_path, data):
+    """Files may grow to 200 kB: the study database (~120 kB) fits, a rank-64 adapter (540 kB)
+    does not. Trial 1 stops the study (exit 1); trial 0 and the study stay readable, and the
+    same command continues once there is room (before: every further trial failed the same
+    way, each counted as a failed configuration, exit 0)."""
+    out = tmp_path / "s"
+    argv = search_argv(out, data, "train.max_steps=8", "lora.r=64", LR_ONLY, trials=1)
+    assert tunelm(*argv, cwd=tmp_path, timeout=200).returncode == 0
+    assert (out / "study.db").stat().st_size < 150_000
+    argv = search_argv(out, data, "train.max_steps=8", "lora.r=64", LR_ONLY, trials=3)
+    proc = subprocess.run([sys.executable, "-m", "tunelm", "-q", *argv], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=200,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=file_size_limit(200_000))
+    said(proc, 1, "the disk is full", "File too large", "rerun the same command")
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL"]
+    assert_interrupted(out, 1, "the disk is full")
+    best = tunelm("best", str(out), cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    report = tunelm("report", str(out), "--out", str(tmp_path / "r.html"), cwd=tmp_path)
+    assert report.returncode == 0 and (tmp_path / "r.html").exists(), report.stderr
+    again = tunelm(*search_argv(out, data, "train.max_steps=8", "lora.r=64", LR_ONLY,
+                                trials=2), cwd=tmp_path, timeout=200)
+    assert again.returncode == 0, again.stderr
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_a_missing_tracker(tmp_path, data, command):
+    """wandb hidden from the child (tests/_hide.py): find_spec finds nothing, as where it is
+    not installed."""
+    out = tmp_path / "r"
+    argv = (train_args(out, f"data.train={data}") if command == "train"
+            else search_argv(out, data, trials=2))
+    proc = tunelm(*argv, "--report-to", "wandb", cwd=tmp_path,
+                  env=hide_packages(tmp_path, "wandb"))
+    said(proc, 2, "train.report_to wandb", "pip install wandb")
+    assert not out.exists()
 
 
 # ---- crashes: a killed run, rerun into its directory --------------------------------------

@@ -42,6 +42,7 @@ FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 _children: list[subprocess.Popen] = []
 _signals = [0]  # SIGINTs received since `handled()` was entered
+_marked: set[int] = set()  # trials `mark` recorded in this process
 
 
 class Interrupted(KeyboardInterrupt):
@@ -80,11 +81,11 @@ def _on_sigint(signum, frame) -> None:
 
 
 class _QuietOptuna(logging.Filter):
-    """Optuna logs an interrupted trial's KeyboardInterrupt with its traceback; `mark` has said
-    it in tunelm's words."""
+    """Optuna logs a marked trial's failure with its traceback; `mark` has said it in tunelm's
+    words, and the command's last line says what to do."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (_signals[0] and record.getMessage().startswith("Trial "))
+        return not any(record.getMessage().startswith(f"Trial {n} failed") for n in _marked)
 
 
 @contextlib.contextmanager
@@ -139,12 +140,14 @@ def mark(trial, trial_dir: Path | None, reason: str = BY_THE_USER) -> None:
     step = result.get("final_step")
     said = reason + (f" at step {step}" if step is not None else "")
     trial.set_user_attr(INTERRUPTED_ATTR, said)
+    _marked.add(trial.number)
     log.info("trial %d: %s; it counts for nothing and runs again when the study continues",
              trial.number, said)
     if trial_dir is None or not trial_dir.is_dir():
         return
     if not result:  # cut off before training: the runner wrote nothing
         result = {"status": "failed", "stop_reason": "interrupted"}
+    result[INTERRUPTED_ATTR] = said  # beside the error the runner recorded, if any
     result.setdefault("error", said)
     try:
         write_text_atomic(trial_dir / "result.json", json.dumps(result, indent=2) + "\n")
