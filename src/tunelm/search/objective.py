@@ -21,12 +21,12 @@ from transformers import TrainerCallback
 
 from ..base_model import SharedBase, gpu_count
 from ..config import Config
-from ..errors import BadInputError, ConfigError, TrainingError, TunelmError
+from ..errors import BadInputError, ConfigError, DiskFullError, TrainingError, TunelmError
 from ..runner import run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
 from .budget import COST_ATTR
 from .curve_pruner import recorded_reason
-from .interrupt import DiskFull, is_disk_full, mark
+from .interrupt import is_disk_full, mark
 from .space import Dimension, apply, suggest
 
 log = logging.getLogger("tunelm.search")
@@ -98,7 +98,7 @@ class TrialObjective:
             if not is_disk_full(exc):
                 raise
             mark(trial, trial_dir, f"the disk is full ({exc})")
-            self.fatal = DiskFull(
+            self.fatal = DiskFullError(
                 f"trial {trial.number} could not write its files, the disk is full: {exc}. "
                 f"Free space (or raise the file size limit) and rerun the same command: the "
                 f"trial is marked interrupted in the study and runs again")
