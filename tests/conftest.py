@@ -141,6 +141,7 @@ INTEGRATION_TESTS = {
     "test_faults.py::test_ctrl_c_during_search_with_workers",
     "test_faults.py::test_ctrl_c_during_an_isolated_trial",
     "test_faults.py::test_disk_full_during_a_study",
+    "test_faults.py::test_ctrl_c_during_train",
 }
 # tests that take the data fixtures but stop before a model is built (bad input, dry runs)
 PURE_TESTS = {

@@ -545,6 +545,18 @@ def test_ctrl_c_during_an_isolated_trial(tmp_path, data):
     assert_interrupted(out, 0)
 
 
+def test_ctrl_c_during_train(tmp_path, data):
+    out = tmp_path / "r"
+    child = start(train_args(out, f"data.train={data}", "eval.metric=none",
+                             "train.max_steps=400"), tmp_path)
+    wait_for_steps(out)
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user", "rerun the same command")
+    assert seconds < 30, f"took {seconds:.0f} s to exit after Ctrl-C"
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and result["stop_reason"] == "interrupted", result
+
+
 def file_size_limit(limit: int):
     """A preexec_fn: files of the child may grow to `limit` bytes (`ulimit -f`); a write past it
     fails with EFBIG, as on a full disk (SIGXFSZ ignored, which would kill the process)."""

@@ -87,10 +87,15 @@ class _QuietOptuna(logging.Filter):
         return not any(record.getMessage().startswith(f"Trial {n} failed") for n in _marked)
 
 
+IN_A_STUDY = ("a trial that was running is marked interrupted in the study and counts for "
+              "nothing; to continue, rerun the same command")
+
+
 @contextlib.contextmanager
-def handled(rerun: str = "rerun the same command"):
+def handled(outcome: str = IN_A_STUDY):
     """Ctrl-C handled as above while the block runs (in the main thread; elsewhere the block
-    runs as it is). A KeyboardInterrupt leaving it becomes `Interrupted`, which says `rerun`."""
+    runs as it is). A KeyboardInterrupt leaving it becomes `Interrupted`, which says `outcome`:
+    what became of the work and how to go on."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -104,8 +109,7 @@ def handled(rerun: str = "rerun the same command"):
     except KeyboardInterrupt as exc:
         if isinstance(exc, Interrupted):
             raise
-        raise Interrupted(f"{BY_THE_USER}: a trial that was running is marked interrupted in "
-                          f"the study and counts for nothing; to continue, {rerun}") from None
+        raise Interrupted(f"{BY_THE_USER}: {outcome}") from None
     finally:
         optuna_log.removeFilter(quiet)
         if not _signals[0]:  # after a Ctrl-C a second one still quits at once, to the end
