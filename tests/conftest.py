@@ -136,6 +136,13 @@ INTEGRATION_TESTS = {
     "test_faults.py::test_truncated_jsonl_line",
     "test_faults.py::test_sigkill_during_train_then_rerun",
     "test_faults.py::test_disk_full_while_the_checkpoint_is_written",
+    # the drill's Ctrl-C and full-disk cases run studies on the tiny model in child processes
+    "test_faults.py::test_ctrl_c_during_search_marks_the_trial_and_the_study_continues",
+    "test_faults.py::test_a_second_ctrl_c_quits_at_once",
+    "test_faults.py::test_ctrl_c_during_search_with_workers",
+    "test_faults.py::test_ctrl_c_during_an_isolated_trial",
+    "test_faults.py::test_disk_full_during_a_study",
+    "test_faults.py::test_ctrl_c_during_train",
 }
 # tests that take the data fixtures but stop before a model is built (bad input, dry runs)
 PURE_TESTS = {
@@ -169,6 +176,10 @@ LONG_TESTS = {
     "test_transfer.py::test_transfer_runs_the_top_configs_on_the_larger_model",
     "test_export.py::test_trl_script_reproduces_the_run",
     "test_preemption.py::test_two_ranks_save_on_sigterm_and_resume_with_every_ranks_rng",
+    # three or four `tunelm search` processes in a row, or a parent and two workers
+    "test_faults.py::test_ctrl_c_during_search_marks_the_trial_and_the_study_continues",
+    "test_faults.py::test_ctrl_c_during_search_with_workers",
+    "test_faults.py::test_disk_full_during_a_study",
 }
 
 

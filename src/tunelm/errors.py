@@ -71,3 +71,8 @@ class Preempted(TunelmError):
     def __init__(self, message: str, step: int | None = None, checkpoint: str | None = None):
         super().__init__(message)
         self.step, self.checkpoint = step, checkpoint
+
+
+class DiskFullError(TunelmError):
+    """A run or a study could not write its files: the disk (or a file size limit) is full:
+    exit code 1. The message says what is kept and how to continue."""

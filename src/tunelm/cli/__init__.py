@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"tunelm: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("tunelm: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # search and worker say what became of the trial
+        print(f"tunelm: {exc or 'interrupted'}", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure of a run: exit 1, traceback with --debug
         if args.debug:

@@ -108,8 +108,11 @@ def run(args) -> int:
         from ..runner.devices import check_devices, visible
 
         check_devices(cfg.train.devices, visible())
-    result = run_search(cfg, out, storage=args.storage, study_name=args.study,
-                        progress=not args.quiet, live=True)
+    from ..search.interrupt import handled
+
+    with handled():  # Ctrl-C: the running trial marked, exit 130, the same command continues
+        result = run_search(cfg, out, storage=args.storage, study_name=args.study,
+                            progress=not args.quiet, live=True)
     print(describe(result))
     return 0
 

@@ -41,7 +41,11 @@ def run(args) -> int:
         print(describe_plan(preview_plan(cfg)))
         return 0
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    result = run_trial(cfg, out, progress=not args.quiet)
+    from ..search.interrupt import handled
+
+    with handled(f"the run in {out} stopped (its result.json says so once training had begun); "
+                 "rerun the same command to train it again"):  # a second Ctrl-C quits at once
+        result = run_trial(cfg, out, progress=not args.quiet)
     _print_result(result, out)
     return 0
 

@@ -22,11 +22,13 @@ def add(sub) -> None:
 
 def run(args) -> int:
     from ..search import describe, run_search
+    from ..search.interrupt import handled
 
     out = Path(args.out) if args.out else Path("runs") / args.study
     check_ranks(args.storage, args.study)
-    result = run_search(None, out, storage=args.storage, study_name=args.study,
-                        progress=not args.quiet, live=True, worker=True)
+    with handled():  # Ctrl-C: the running trial marked, exit 130
+        result = run_search(None, out, storage=args.storage, study_name=args.study,
+                            progress=not args.quiet, live=True, worker=True)
     print(describe(result))
     return 0
 

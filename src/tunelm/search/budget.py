@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 COST_ATTR = "cost_seconds"  # a trial's measured training time (wall seconds x devices)
 NOT_RUN_ATTR = "not_run"  # a trial a worker created after the trial budget was taken, never run
+# a trial cut off by Ctrl-C or a full disk, not by its configuration (search/interrupt.py): it
+# counts for nothing, like one never run, and runs again when the study continues
+INTERRUPTED_ATTR = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,8 @@ class Budget:
 
 def spent(trials) -> Spent:
     """What finished trials cost. A failed trial that was retried (its worker died, or it was
-    preempted) is counted once, through its retry; the cost of every attempt is counted; trials still running or waiting are not counted."""
+    preempted) is counted once, through its retry, with the cost of every attempt; an
+    interrupted one not at all; trials still running or waiting are not counted."""
     from optuna.trial import TrialState
 
     retried = _retried(trials)
@@ -77,4 +81,9 @@ def _retried(trials) -> set:
 
 
 def _not_run(t) -> bool:
-    return bool(t.user_attrs.get(NOT_RUN_ATTR))
+    return bool(t.user_attrs.get(NOT_RUN_ATTR)) or interrupted(t)
+
+
+def interrupted(t) -> bool:
+    """Cut off by Ctrl-C or a full disk (`INTERRUPTED_ATTR`): as if it had not run."""
+    return bool(t.user_attrs.get(INTERRUPTED_ATTR))

@@ -7,7 +7,7 @@ what to do, and never shows the URL's password.
 
 from __future__ import annotations
 
-from ..errors import StorageError
+from ..errors import DiskFullError, StorageError
 
 # what to install for a missing driver, by SQLAlchemy (dialect, driver). SQLAlchemy 2.1 reads a
 # plain postgresql:// as postgresql+psycopg (psycopg 3); tunelm[postgres] carries psycopg2.
@@ -66,11 +66,20 @@ def check_url(url: str) -> None:
                            f"{hint}, or give a study directory (SQLite)") from None
 
 
-def unreadable(url: str, exc: Exception) -> StorageError:
-    """The StorageError of a storage that refused to open (`exc`, SQLAlchemy's error)."""
+# SQLite's words when a write failed for want of room (SQLITE_FULL; SQLITE_IOERR, which a file
+# size limit gives)
+SQLITE_FULL = ("database or disk is full", "disk I/O error")
+
+
+def unreadable(url: str, exc: Exception) -> StorageError | DiskFullError:
+    """The StorageError of a storage that refused to open (`exc`, SQLAlchemy's error); a SQLite
+    file that could not be written is not a broken one: DiskFullError (exit 1)."""
     reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///"):]
+        if reason in SQLITE_FULL:
+            return DiskFullError(f"{path}: the study database could not be written ({reason}): "
+                                 "is the disk full? Free space and rerun the same command")
         return StorageError(f"{path}: not a readable study database ({reason}); move it away "
                             "(a new study starts there) or give another directory")
     return StorageError(f"storage {shown(url)} could not be opened ({reason}); check the server, "

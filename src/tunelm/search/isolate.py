@@ -20,6 +20,8 @@ import traceback
 from pathlib import Path
 
 from ..errors import BadInputError, Preempted, TrainingError
+from .interrupt import forwarding as passing_ctrl_c
+from .interrupt import handled
 
 REQUEST, OUTCOME = "isolate-request.json", "isolate-outcome.json"
 
@@ -28,9 +30,10 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
                  study_name: str | None, trial_id: int | None, run=None) -> dict:
     """Run a trial in a child process (on `train.devices` ranks, children of torchrun);
     `storage_url` None: no Optuna trial to report to. Returns the outcome the child wrote:
-    {"status": "ok" | "diverged" | "oom" | "preempted" | "error", "result": {...},
-    "pruned_at": step|None, "step": the step a preempted trial stopped at, "error": text}.
-    SIGTERM to this process is passed on to the child, which saves a checkpoint and stops."""
+    {"status": "ok" | "diverged" | "oom" | "preempted" | "error" | "interrupted",
+    "result": {...}, "pruned_at": step|None, "step": the step a preempted trial stopped at,
+    "error": text}. SIGTERM and Ctrl-C to this process are passed on to the child: on SIGTERM it
+    saves a checkpoint and stops, on Ctrl-C it records the interruption."""
     out.mkdir(parents=True, exist_ok=True)
     request = out / REQUEST
     request.write_text(json.dumps({
@@ -43,9 +46,11 @@ def run_isolated(cfg, out: Path, fraction: float, storage_url: str | None,
     from ..runner.preempt import forwarding
 
     # train.devices N > 1: N ranks under torchrun, each running _child (rank 0 writes the outcome)
+    # a process group of its own: Ctrl-C reaches the worker, which passes it on once; so does
+    # SIGTERM (a scheduler that signals the worker's process group no longer reaches the child)
     proc = subprocess.Popen(rank_command(cfg.train.devices, "tunelm.search.isolate",
-                                         str(request)), env=os.environ.copy())
-    with forwarding(proc):
+                                         str(request)), env=os.environ.copy(), process_group=0)
+    with forwarding(proc), passing_ctrl_c([proc]):  # the child records it, the trial is marked
         proc.wait()
     outcome_file = out / OUTCOME
     if not outcome_file.exists():  # killed, or crashed before it could say
@@ -86,6 +91,8 @@ def _child(request_path: str) -> int:
         outcome.update(status="diverged", result=exc.result or {}, error=str(exc))
     except BadInputError as exc:  # the data or config: the parent ends the study (exit 2)
         outcome.update(status="bad_input", error=str(exc))
+    except KeyboardInterrupt:  # Ctrl-C, passed on by the parent: the parent marks the trial
+        outcome.update(status="interrupted", error="interrupted by the user")
     except Exception as exc:  # noqa: BLE001 - the parent decides what a failure means
         outcome.update(status="oom" if is_oom(exc) else "error",
                        error="".join(traceback.format_exception_only(type(exc), exc)).strip())
@@ -107,4 +114,9 @@ def _trial(req: dict):
 
 
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    try:
+        with handled():  # a second Ctrl-C quits at once
+            code = _child(sys.argv[1])
+    except KeyboardInterrupt:  # before the trial started: no outcome, the parent marks it
+        code = 130
+    sys.exit(code)

@@ -21,13 +21,21 @@ from transformers import TrainerCallback
 
 from ..base_model import SharedBase, gpu_count
 from ..config import Config
-from ..errors import BadInputError, ConfigError, Preempted, TrainingError
+from ..errors import (
+    BadInputError,
+    ConfigError,
+    DiskFullError,
+    Preempted,
+    TrainingError,
+    TunelmError,
+)
 from ..runner import preempt, run_trial
 from ..runner.tracking import check_installed, mark_pruned, trial_run
 from ..tasks.metrics import availability_problems
 from .budget import COST_ATTR
 from .curve_pruner import recorded_reason
 from .goal import LOSS, direction_of, value_of
+from .interrupt import is_disk_full, mark
 from .preemption import PREEMPTED_ATTR, requeue, trial_dir
 from .space import Dimension, apply, suggest
 
@@ -78,8 +86,9 @@ class TrialObjective:
         self.extra_callbacks = list(extra_callbacks)
         self.progress = progress
         self._base = SharedBase()
-        # bad input ends the study, not just a trial; a preemption ends this worker's part
-        self.fatal: BadInputError | Preempted | None = None
+        # bad input (or a full disk) ends the study, not just a trial; a preemption ends this
+        # worker's part
+        self.fatal: TunelmError | None = None
         check_installed(base)  # a tracker of train.report_to that is missing: before trial 0
         missing = availability_problems(base.eval.metric, base.eval.metric_path)
         if missing:  # a worker joining without the metric's library or function
@@ -95,6 +104,25 @@ class TrialObjective:
         return params
 
     def __call__(self, trial: optuna.Trial) -> float:
+        """Runs the trial; one cut off by Ctrl-C or a full disk is marked so (`interrupt`)."""
+        out = trial_dir(self.study_dir, trial)  # a retry resumes in its series' directory
+        try:
+            return self._trial(trial, out)
+        except KeyboardInterrupt:
+            mark(trial, out)
+            raise
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            mark(trial, out, f"the disk is full ({exc})")
+            self.fatal = DiskFullError(
+                f"trial {trial.number} could not write its files, the disk is full: {exc}. "
+                f"Free space (or raise the file size limit) and rerun the same command: the "
+                f"trial is marked interrupted in the study and runs again")
+            trial.study.stop()
+            raise
+
+    def _trial(self, trial: optuna.Trial, out: Path) -> float:
         params = self.params_for(trial)
         fraction = float(trial.user_attrs.get("fraction", 1.0))
         try:
@@ -109,7 +137,6 @@ class TrialObjective:
         if fraction < 1 and self.objective == LOSS:
             quiet["eval.metric"] = "none"
         cfg = apply(cfg, quiet)
-        out = trial_dir(self.study_dir, trial)  # a retry resumes in its series' directory
         trial.set_user_attr("trial_dir", str(out))
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         run = trial_run(trial.study.study_name, trial.number, self.base.search.strategy, params,
@@ -182,6 +209,8 @@ class TrialObjective:
             raise Preempted(outcome.get("error", "preempted"), step=outcome.get("step"))
         if status == "diverged":
             raise TrainingError(outcome.get("error", "diverged"), result=outcome["result"])
+        if status == "interrupted":
+            raise KeyboardInterrupt
         if status == "oom":
             import torch
 

@@ -8,6 +8,7 @@ poll interval, which every worker of a study must share.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import optuna
@@ -62,8 +63,22 @@ def open_study(cfg: Config | None, out: Path, storage: str | None = None,
         check_sources(cfg)
     if explicit and (storage is not None or has_study_db(out)):
         _refuse_another_space(url, name, cfg)
+    created = storage is None and not out.exists()
+    new_db = storage is None and not (out / DB_FILE).exists()
     if storage is None:
         out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _open(cfg, out, url, name, worker, explicit)
+    except BaseException:  # a study that could not be made (a full disk, Ctrl-C) leaves nothing
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        elif new_db:
+            (out / DB_FILE).unlink(missing_ok=True)
+        raise
+
+
+def _open(cfg: Config | None, out: Path, url: str, name: str, worker: int,
+          explicit: bool) -> tuple[optuna.Study, Config]:
     if cfg is None:
         attrs = study_attrs(make_storage(url), name)
         if attrs is None:

@@ -33,7 +33,7 @@ from transformers import TrainerCallback
 from ..config import Config
 from ..errors import SearchError
 from ..runner import run_trial
-from .budget import NOT_RUN_ATTR
+from .budget import NOT_RUN_ATTR, interrupted
 from .dimensions import config_values
 from .loop import OverBudget
 from .objective import TrialObjective
@@ -136,14 +136,15 @@ def collect(study: optuna.Study) -> tuple[list[MemberResult], set, set]:
     """(finished member-generations, keys still queued or running, every key in the study).
 
     A trial failed by a stale heartbeat and retried counts through its retry; a key with a
-    complete trial takes that one."""
+    complete trial takes that one; an interrupted trial is as if it had not run (its
+    member-generation is queued again)."""
     trials = study.get_trials(deepcopy=False)
     retried = {t.system_attrs.get("failed_trial") for t in trials} - {None}
     finished: dict[tuple, MemberResult] = {}
     pending, known = set(), set()
     for t in sorted(trials, key=lambda t: t.number):
         info = t.user_attrs.get(PBT_ATTR)
-        if not info:
+        if not info or interrupted(t):
             continue
         key = (info["member"], info["generation"])
         known.add(key)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..errors import ConfigError
-from .budget import Budget
+from .budget import Budget, interrupted
 from .dimensions import config_values
 from .live import LiveTable
 from .opener import open_study
@@ -74,7 +74,7 @@ def run_search(cfg: Config | None, out: str | Path, *, storage: str | None = Non
     if live:
         report.append(LiveTable(budget, started))
     if not stop.reason:
-        if not worker and not study.trials:
+        if not worker and all(interrupted(t) for t in study.trials):  # new, or nothing ran
             for params, tag in strategy.first_trials(cfg, dims):
                 study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag})
         strategy.drive(StudySession(study, cfg, dims, objective, stop, out, worker, report))

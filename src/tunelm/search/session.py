@@ -11,17 +11,19 @@ import optuna
 from optuna.trial import TrialState
 
 from ..config import Config
-from .budget import Budget, spent
+from .budget import Budget, interrupted, spent
 from .dimensions import Dimension, config_values
 from .loop import sample_trials
 from .proposals import Curve
 
 
 def curves(study: optuna.Study) -> list[Curve]:
-    """Finished trials as the strategies see them."""
+    """Finished trials as the strategies see them (an interrupted one is not: it did not end by
+    its configuration, and the strategy proposes it again)."""
     out = []
     for t in study.get_trials(deepcopy=False):
-        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) or \
+                interrupted(t):
             continue
         reason = str(t.user_attrs.get("prune_reason", ""))
         diverged = t.state == TrialState.FAIL or reason.startswith(("diverged", "loss is",

@@ -19,8 +19,10 @@ from pathlib import Path
 from ..config import Config
 from ..environment import worker_env
 from ..errors import ConfigError, SearchError
-from .budget import spent
+from ..runner.preempt import forwarding as passing_sigterm
+from .budget import interrupted, spent
 from .drivers import shown
+from .interrupt import forwarding
 from .live import LiveTable
 from .opener import open_study
 from .results import keep_top, summarize
@@ -48,21 +50,21 @@ def run_workers(cfg: Config, out: Path, storage: str | None, study_name: str | N
         i = part.index
         env = worker_env(part.devices, part.threads, os.environ)
         fh = open(logs / f"worker-{i}.log", "w", encoding="utf-8")
-        procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT), fh))
+        # a process group of its own: Ctrl-C and SIGTERM reach this process, which passes them on
+        procs.append((subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                       process_group=0), fh))
         log.info("worker %d started (pid %d, %s), log %s", i, procs[-1][0].pid,
                  part.describe(), logs / f"worker-{i}.log")
     started = time.time()
     budget = strategy.budget(cfg.search)
     table = LiveTable(budget, started)
-    try:
-        while any(p.poll() is None for p, _ in procs):
-            if live:
-                table.update(study)
-            time.sleep(POLL_SECONDS)
-    except KeyboardInterrupt:
-        for p, _ in procs:
-            p.terminate()
-        raise
+    try:  # Ctrl-C: the workers mark their trials interrupted and end; SIGTERM (a preemption):
+        # they save a checkpoint, hand their trials back and exit 75
+        with forwarding([p for p, _ in procs]), passing_sigterm(*[p for p, _ in procs]):
+            while any(p.poll() is None for p, _ in procs):
+                if live:
+                    table.update(study)
+                time.sleep(POLL_SECONDS)
     finally:
         for _, fh in procs:
             fh.close()
@@ -83,7 +85,7 @@ def prepare_study(cfg: Config, out: Path, storage: str | None, study_name: str |
     enqueued once: (study, its config, its strategy)."""
     study, cfg = open_study(cfg, out, storage, study_name)
     strategy = strategy_named(cfg.search.strategy)
-    if not study.trials:
+    if all(interrupted(t) for t in study.trials):  # new, or nothing ran
         for params, tag in strategy.first_trials(cfg, dims_of(cfg)):
             study.enqueue_trial(params, user_attrs={"fixed": params, "tag": tag})
     return study, cfg, strategy

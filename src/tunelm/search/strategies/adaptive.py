@@ -53,11 +53,11 @@ def outcomes(study) -> list[Outcome]:
     """Finished trials as the state machine reads them (their objective values)."""
     from optuna.trial import TrialState
 
-    from ..budget import NOT_RUN_ATTR
+    from ..budget import NOT_RUN_ATTR, interrupted
 
     out = []
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get(NOT_RUN_ATTR) or t.state not in (
+        if t.user_attrs.get(NOT_RUN_ATTR) or interrupted(t) or t.state not in (
                 TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             continue
         state = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned"}.get(t.state,
