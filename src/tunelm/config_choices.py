@@ -8,6 +8,7 @@ from .search.strategies import NAMES as STRATEGIES
 SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "constant_with_warmup", "wsd")
 METHODS = ("lora", "qlora", "full")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+SHARDINGS = ("none", "fsdp")  # train.sharding: none (each rank a full copy, DDP) | fsdp
 OPTIMIZERS = ("adamw_torch", "adamw_8bit", "paged_adamw_8bit", "paged_adamw_32bit")
 DATA_FORMATS = ("auto", "messages", "prompt_completion", "text")
 TASK_METRICS = ("auto", "json", "exact", "none")
@@ -18,5 +19,5 @@ REPORTERS = ("none", "wandb", "mlflow", "tensorboard")
 EMBEDDED_NAMES = ("smollm2-135m", "embedded", "smollm2-135m-instruct")  # model.name of the default
 
 __all__ = ["BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS", "OBJECTIVES",
-           "OPTIMIZERS", "PRECISIONS", "PRUNER_NAMES", "REPORTERS", "SCHEDULERS", "STRATEGIES",
+           "OPTIMIZERS", "PRECISIONS", "PRUNER_NAMES", "REPORTERS", "SCHEDULERS", "SHARDINGS", "STRATEGIES",
            "TASK_METRICS"]

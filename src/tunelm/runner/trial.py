@@ -40,6 +40,7 @@ from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
 from .launch import ddp_fields, in_ranks, run_on_ranks
 from .preflight import check_inputs, write_crash
+from .sharding import is_sharded_model, save_model, shard_on_cpu, sharded
 from .task_eval import evaluate_task
 from .tracking import RunInfo, plain_run, tracking, trainer_fields
 
@@ -48,15 +49,6 @@ log = logging.getLogger("tunelm.train")
 
 def write_json(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _save_model(model, tokenizer, target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
 
 
 def _peak_memory_mb(device: str) -> dict:
@@ -95,7 +87,7 @@ def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
         label_names=["labels"],
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=False,
-        **ddp_fields(device),  # on N ranks: the backend and the collective timeout
+        **ddp_fields(device, cfg.train.sharding),  # N ranks: backend, timeout
     )
     return kw
 
@@ -266,11 +258,14 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         best_dir if cfg.train.save_best else None,
         cfg.train.early_stopping_patience,
         cfg.train.early_stopping_threshold,
-        save_fn=lambda d: _save_model(model, tokenizer, d),
+        save_fn=lambda d: save_model(model, tokenizer, d),  # under FSDP: every rank gathers
     )
+    args = training_arguments(cfg, plan, out, precision, device, run)
+    if in_ranks() and sharded(cfg):
+        shard_on_cpu(model, device)  # on a CPU FSDP2 is ours; on CUDA the Trainer's (args)
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, plan, out, precision, device, run),
+        args=args,
         train_dataset=ListDataset(data.train),
         eval_dataset=ListDataset(data.eval),
         data_collator=Collator(tokenizer.pad_token_id),
@@ -312,7 +307,7 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
 
 def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precision) -> dict:
     """The task metrics of the best checkpoint (put back on `model`); predictions.jsonl."""
-    if (out / "best").exists():
+    if (out / "best").exists() and not is_sharded_model(model):  # sharded: no task metrics
         load_best(model, out / "best", cfg.model.method)
     task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
                                device, precision)
