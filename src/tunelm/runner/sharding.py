@@ -66,6 +66,19 @@ def shard_on_cpu(model, device: str) -> None:
             fully_shard(module, mesh=mesh)
     fully_shard(model, mesh=mesh)  # the root: embeddings, final norm, head
     _inner(model)._is_distributed_loading_by_transformers = True  # what the Trainer reads
+    held, total = held_parameters(model)
+    log.info("fsdp | %d ranks | this rank holds %d of %d parameter values", dist.get_world_size(),
+             held, total)
+
+
+def held_parameters(model) -> tuple[int, int]:
+    """(parameter values this rank stores, parameter values of the whole model): a sharded
+    parameter (a DTensor) counts its local shard against its full size."""
+    held = total = 0
+    for p in model.parameters():
+        local = p.to_local() if hasattr(p, "to_local") else p
+        held, total = held + local.numel(), total + p.numel()
+    return held, total
 
 
 def _inner(model):
