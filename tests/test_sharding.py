@@ -155,3 +155,17 @@ def test_one_gpu_cannot_shard_and_says_what_would_fit():
     assert rec.advice["train.sharding"].value == "none"
     assert any("does not fit 80 GiB" in n and "more GPUs to shard it over" in n
                for n in rec.notes)
+
+
+def test_the_sharding_rule_is_pure_and_reads_its_constants_from_the_sources():
+    import ast
+    from pathlib import Path
+
+    from tunelm.recommend import sharding
+
+    tree = ast.parse(Path(sharding.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "dataclasses", None, "advice", "memory"}, imported
+    numbers = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)
+               and isinstance(n.value, (int, float)) and not isinstance(n.value, bool)]
+    assert set(numbers) <= {0, 1, 2}, numbers
