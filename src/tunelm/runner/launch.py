@@ -45,6 +45,17 @@ def rank_command(devices: int, module: str, *args: str) -> list[str]:
             "-m", module, *args]
 
 
+def bind_rank_device() -> None:
+    """Make a CUDA rank's default device its own GPU (LOCAL_RANK) before anything is loaded, so
+    `.to("cuda")` puts the model there and not, for every rank, on GPU 0."""
+    if not in_ranks():
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+
+
 def ddp_fields(device: str, sharding: str = "none") -> dict:
     """The TrainingArguments of a rank: the backend and the collective timeout; none outside
     torchrun (one process)."""

@@ -41,9 +41,9 @@ def sharded_config(cfg):
     return from_dict(raw)
 
 
-def shard_on_cpu(model, device: str) -> None:
-    """Shard `model` in place with PyTorch's FSDP2 (`fully_shard`) on the CPU ranks' gloo
-    group, and mark it the way Transformers marks a model sharded at load time, so the Trainer
+def shard_on_cpu(model, cfg, device: str) -> None:
+    """Under train.sharding fsdp on CPU ranks (torchrun): shard `model` in place with
+    PyTorch's FSDP2 (`fully_shard`) on the gloo group, and mark it the way Transformers marks a model sharded at load time, so the Trainer
     neither wraps it in DDP nor shards it again and keeps any replicated trainable weight in
     step across the ranks.
 
@@ -55,7 +55,9 @@ def shard_on_cpu(model, device: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    if device != "cpu":
+    from .launch import in_ranks
+
+    if device != "cpu" or not sharded(cfg) or not in_ranks():
         return
     if not dist.is_initialized():  # torchrun's environment names the group
         dist.init_process_group("gloo")

@@ -144,7 +144,8 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
                  out, cfg.model.name, cfg.model.method, device, precision)
         set_seed(cfg.train.seed)
         if loaded is None:
-            base, tokenizer = load_base_model(cfg.model, precision, device)[:2]
+            base, tokenizer = load_base_model(cfg.model, precision, device,  # fsdp: FSDP
+                                              place=not sharded(cfg))[:2]  # places the shards
         else:
             base, tokenizer = loaded
         data = prepare(tokenizer, cfg.data, out)
@@ -261,8 +262,7 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         save_fn=lambda d: save_model(model, tokenizer, d),  # under FSDP: every rank gathers
     )
     args = training_arguments(cfg, plan, out, precision, device, run)
-    if in_ranks() and sharded(cfg):
-        shard_on_cpu(model, device)  # on a CPU FSDP2 is ours; on CUDA the Trainer's (args)
+    shard_on_cpu(model, cfg, device)  # fsdp on gloo ranks; on CUDA the Trainer shards (args)
     trainer = Trainer(
         model=model,
         args=args,

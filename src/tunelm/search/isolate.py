@@ -55,11 +55,12 @@ def _child(request_path: str) -> int:
     from ..config import from_dict
     from ..files import write_text_atomic
     from ..runner import run_trial
-    from ..runner.launch import SharedStop, in_ranks, rank, rank_config
+    from ..runner.launch import SharedStop, bind_rank_device, in_ranks, rank, rank_config
     from ..runner.sharding import sharded_config
     from ..runner.tracking import RunInfo
     from .objective import OptunaReporter, is_oom
 
+    bind_rank_device()  # a CUDA rank loads onto its own GPU
     req = json.loads(Path(request_path).read_text(encoding="utf-8"))
     out, cfg = Path(req["out"]), sharded_config(from_dict(req["config"]))  # fsdp: no generation
     callbacks, reporter = [], None

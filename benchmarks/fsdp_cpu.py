@@ -1,0 +1,73 @@
+"""Sharded against data parallel on the CPU: full fine-tuning of a small random Llama (12.7M
+parameters: hidden 512, 4 layers) on 1 rank, on 2 gloo ranks with DDP (each rank a whole copy)
+and on 2 gloo ranks with FSDP2 (each rank half of the weights, gradients and AdamW state), at the
+same effective batch, one thread per rank, through `tunelm train`.
+
+Reports tokens/s of the trial and per rank, and rank 0's peak resident memory (the ranks are
+symmetric: FSDP gives each the same share). Writes benchmarks/data/fsdp_cpu.json.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/fsdp_cpu.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "tiny:hidden=512,layers=4,heads=8,kv_heads=4,intermediate=1536"
+STEPS, BATCH = 8, 4
+SETUPS = [  # (name, ranks, sharding, accumulation): effective batch 8 in each
+    ("1 rank", 1, "none", 2),
+    ("2 ranks DDP", 2, "none", 1),
+    ("2 ranks FSDP", 2, "fsdp", 1),
+]
+
+
+def run(name: str, ranks: int, sharding: str, accum: int, tmp: Path) -> dict:
+    out = tmp / name.replace(" ", "_")
+    cmd = [sys.executable, "-m", "tunelm", "-q", "train", str(ROOT / "presets/tiny.yaml"),
+           "--devices", str(ranks), "--sharding", sharding, "--out", str(out),
+           "--set", f"model.name={MODEL}", "--set", "model.method=full",
+           "--set", "train.learning_rate=1e-4",
+           "--set", f"train.max_steps={STEPS}", "--set", f"train.batch_size={BATCH}",
+           "--set", f"train.grad_accum={accum}", "--set", "train.eval_steps=1000",
+           "--set", "train.save_best=false", "--set", "eval.max_examples=0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")}
+    started = time.time()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    wall = time.time() - started
+    result = json.loads((out / "result.json").read_text())
+    tps = result["tokens_per_s"]
+    return {"setup": name, "ranks": ranks, "sharding": sharding, "grad_accum": accum,
+            "parameters": result["total_parameters"],
+            "effective_batch": result["plan"]["effective_batch"], "steps": result["final_step"],
+            "tokens_seen": result["tokens_seen"], "train_seconds": result["train_seconds"],
+            "tokens_per_s": tps, "tokens_per_s_per_rank": round(tps / ranks, 1),
+            "peak_rss_mb_rank0": result["peak_rss_mb"], "final_eval_loss":
+            result["final_eval_loss"], "command_seconds": round(wall, 1)}
+
+
+def main() -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for setup in SETUPS:
+            rows.append(run(*setup, Path(tmp)))
+            print(json.dumps(rows[-1]), flush=True)
+    (ROOT / "benchmarks/data").mkdir(exist_ok=True)
+    (ROOT / "benchmarks/data/fsdp_cpu.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"{'setup':<15}{'tok/s':>8}{'tok/s/rank':>12}{'peak RSS MB':>13}{'train s':>9}"
+          f"{'eval loss':>11}")
+    for r in rows:
+        print(f"{r['setup']:<15}{r['tokens_per_s']:>8.0f}{r['tokens_per_s_per_rank']:>12.0f}"
+              f"{r['peak_rss_mb_rank0']:>13.0f}{r['train_seconds']:>9.1f}"
+              f"{r['final_eval_loss']:>11.4f}")
+
+
+if __name__ == "__main__":
+    main()
