@@ -4,9 +4,10 @@ and on 2 gloo ranks with FSDP2 (each rank half of the weights, gradients and Ada
 same effective batch, one thread per rank, through `tunelm train`.
 
 Reports tokens/s of the trial and per rank, and rank 0's peak resident memory (the ranks are
-symmetric: FSDP gives each the same share). Writes benchmarks/data/fsdp_cpu.json.
+symmetric: FSDP gives each the same share). Writes benchmarks/data/fsdp_cpu.json (and
+fsdp_cpu_memory.json with --memory: a larger model at micro-batch 1).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/fsdp_cpu.py
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/fsdp_cpu.py [--memory]
 """
 
 from __future__ import annotations
@@ -20,16 +21,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL = "tiny:hidden=512,layers=4,heads=8,kv_heads=4,intermediate=1536"
-STEPS, BATCH = 8, 4
-SETUPS = [  # (name, ranks, sharding, accumulation): effective batch 8 in each
-    ("1 rank", 1, "none", 2),
-    ("2 ranks DDP", 2, "none", 1),
-    ("2 ranks FSDP", 2, "fsdp", 1),
+# "speed": 12.7M parameters, micro-batch 4; "memory" (--memory): 52M parameters (830 MB of fp32
+# weights, gradients and AdamW state whole) at micro-batch 1, where that state, not the
+# activations, is most of what a rank holds
+SIZES = {
+    "speed": ("tiny:hidden=512,layers=4,heads=8,kv_heads=4,intermediate=1536", 8, 4),
+    "memory": ("tiny:hidden=768,layers=8,heads=12,kv_heads=6,intermediate=2048", 2, 1),
+}
+SETUPS = [  # (name, ranks, sharding, accumulation x micro-batch): effective batch 8 in each
+    ("1 rank", 1, "none", 8),
+    ("2 ranks DDP", 2, "none", 4),
+    ("2 ranks FSDP", 2, "fsdp", 4),
 ]
+MODEL, STEPS, BATCH = SIZES["memory" if "--memory" in sys.argv else "speed"]
 
 
 def run(name: str, ranks: int, sharding: str, accum: int, tmp: Path) -> dict:
+    accum //= BATCH
     out = tmp / name.replace(" ", "_")
     cmd = [sys.executable, "-m", "tunelm", "-q", "train", str(ROOT / "presets/tiny.yaml"),
            "--devices", str(ranks), "--sharding", sharding, "--out", str(out),
@@ -60,7 +68,8 @@ def main() -> None:
             rows.append(run(*setup, Path(tmp)))
             print(json.dumps(rows[-1]), flush=True)
     (ROOT / "benchmarks/data").mkdir(exist_ok=True)
-    (ROOT / "benchmarks/data/fsdp_cpu.json").write_text(json.dumps(rows, indent=2) + "\n")
+    name = "fsdp_cpu_memory" if "--memory" in sys.argv else "fsdp_cpu"
+    (ROOT / f"benchmarks/data/{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(f"{'setup':<15}{'tok/s':>8}{'tok/s/rank':>12}{'peak RSS MB':>13}{'train s':>9}"
           f"{'eval loss':>11}")
     for r in rows:

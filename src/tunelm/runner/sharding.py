@@ -20,6 +20,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from .launch import in_ranks
+
 log = logging.getLogger("tunelm.train")
 
 
@@ -42,10 +44,10 @@ def sharded_config(cfg):
 
 
 def shard_on_cpu(model, cfg, device: str) -> None:
-    """Under train.sharding fsdp on CPU ranks (torchrun): shard `model` in place with
-    PyTorch's FSDP2 (`fully_shard`) on the gloo group, and mark it the way Transformers marks a model sharded at load time, so the Trainer
-    neither wraps it in DDP nor shards it again and keeps any replicated trainable weight in
-    step across the ranks.
+    """Under train.sharding fsdp on CPU ranks (torchrun): shard `model` in place with PyTorch's
+    FSDP2 (`fully_shard`) on the gloo group, and mark it the way Transformers marks a model
+    sharded at load time, so the Trainer neither wraps it in DDP nor shards it again and keeps
+    any replicated trainable weight in step across the ranks.
 
     Only on a CPU: accelerate (1.15) turns its FSDP plugin on for accelerators alone
     (`AcceleratorState` keeps `fsdp_plugin` only for MULTI_GPU/XPU/NPU/... ranks, not
@@ -54,8 +56,6 @@ def shard_on_cpu(model, cfg, device: str) -> None:
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
-
-    from .launch import in_ranks
 
     if device != "cpu" or not sharded(cfg) or not in_ranks():
         return
