@@ -108,7 +108,7 @@ def require_real(what: str, present: bool, hint: str) -> None:
 INTEGRATION_FILES = {"test_demo.py", "test_distributed.py", "test_dashboard.py",
                      "test_report_browser.py", "test_train.py", "test_data_packing.py",
                      "test_api.py", "test_ddp.py",
-                     "test_preemption.py"}
+                     "test_preemption.py", "test_fsdp.py"}
 # small_data: every tiny-model config (tiny_config, config files) is built on it; the others build
 # a study, a run or a model once per module, or start a server or a browser
 INTEGRATION_FIXTURES = {"small_data", "study_dir", "tiny_run", "proxy_study", "model_dir",

@@ -41,7 +41,7 @@ def test_the_rules_read_no_file_and_no_device():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert imported <= {None, "__future__", "math", "dataclasses", "typing", "importlib", "sources",
-                        "advice", "facts", "memory", "gather", "search.space",
+                        "advice", "facts", "memory", "gather", "sharding", "search.space",
                         "search.strategies.protocol"}, imported
     calls = {n.func.id for n in ast.walk(tree)
              if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}

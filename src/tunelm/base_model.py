@@ -104,11 +104,13 @@ def load(model_cfg) -> Loaded:
     return Loaded(model, tok, device, precision)
 
 
-def load_base_model(cfg, precision: str, device: str):
+def load_base_model(cfg, precision: str, device: str, place: bool = True):
     """(model, tokenizer, source) of `cfg` (a ModelConfig) in `precision` on `device`.
 
     LoRA and QLoRA on CUDA keep the frozen base weights in bf16/fp16; full fine-tuning and every
-    CPU run keep fp32 weights (mixed precision then comes from autocast).
+    CPU run keep fp32 weights (mixed precision then comes from autocast). `place` False leaves
+    the weights in host memory, in the dtype `device` takes (a sharded trial: FSDP moves each
+    rank's shard to its GPU, so no GPU ever holds the whole model).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -138,8 +140,8 @@ def load_base_model(cfg, precision: str, device: str):
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except (OSError, ValueError) as exc:
         raise load_failure(cfg.name, exc) from None
-    if device == "cuda" and cfg.method != "qlora":
-        model.to("cuda")
+    if device == "cuda" and cfg.method != "qlora" and place:
+        model.to("cuda")  # the rank's own GPU: launch.bind_rank_device
     return model, tok, source
 
 

@@ -28,6 +28,7 @@ from .config_choices import (
     PRUNER_NAMES,
     REPORTERS,
     SCHEDULERS,
+    SHARDINGS,
     STRATEGIES,
     TASK_METRICS,
 )
@@ -47,7 +48,7 @@ from .search.strategies import help_line as strategy_help
 __all__ = [
     "BUILTIN_TASKS", "DATA_FORMATS", "EMBEDDED_NAMES", "METHODS", "OPTIMIZERS",
     "PATH_FIELDS", "PRECISIONS", "PRUNER_NAMES", "REPORTERS", "SCHEDULERS", "SECTIONS",
-    "STRATEGIES", "TASK_METRICS", "Config", "ConfigError", "DataConfig", "EvalConfig",
+    "SHARDINGS", "STRATEGIES", "TASK_METRICS", "Config", "ConfigError", "DataConfig", "EvalConfig",
     "LoraConfig", "ModelConfig", "SearchConfig", "TrainConfig", "apply_overrides", "dump_yaml",
     "field_help", "from_dict", "load_config", "parse_overrides", "read_yaml", "report_targets",
     "resolve_paths", "validate",
@@ -137,6 +138,8 @@ class TrainConfig:
     grad_accum: int = _f(1, "gradient accumulation steps; effective batch = batch_size x grad_accum x devices")
     devices: int = _f(1, "ranks one trial runs on (data parallel): CUDA devices (NCCL), or gloo "
                          "processes on a CPU; more than 1 starts the trial under torchrun")
+    sharding: str = _f("none", "none (every rank holds the whole model: DDP) | fsdp (the ranks "
+                               "share out weights, gradients and optimizer state: FSDP2)")
     epochs: float = _f(1.0, "passes over the training data (ignored when max_steps is set)")
     max_steps: int | None = _f(None, "optimizer steps; overrides epochs")
     eval_steps: int | None = _f(None, "evaluate every N steps; empty: about 12 evaluations per run")

@@ -17,9 +17,10 @@ from .config_choices import (
     PRUNER_NAMES,
     REPORTERS,
     SCHEDULERS,
+    SHARDINGS,
     STRATEGIES,
 )
-from .search.goal import objective_problems
+from .search.goal import LOSS, objective_problems
 from .search.strategies import config_problems as strategy_problems
 from .tasks.metrics import form_problem as metric_form_problem
 
@@ -74,6 +75,7 @@ def validate(cfg: Config) -> list[str]:
     _train(p, cfg.train)
     _search(p, cfg.search, cfg.eval, cfg.train.devices)
     _eval(p, cfg.eval)
+    _sharding(p, cfg)
     return list(p)
 
 
@@ -203,6 +205,30 @@ def _eval(p: _Problems, e: EvalConfig) -> None:
     p.positive("eval.max_examples", e.max_examples, allow_zero=True)
     p.positive("eval.max_new_tokens", e.max_new_tokens)
     p.positive("eval.batch_size", e.batch_size)
+
+
+def _sharding(p: _Problems, cfg: Config) -> None:
+    """train.sharding against the rest: FSDP shares the model out among 2 or more ranks, keeps
+    bf16/fp32 weights (not bitsandbytes' 4-bit ones), and scores no task by generation."""
+    t = cfg.train
+    p.choice("train.sharding", t.sharding, SHARDINGS)
+    if t.sharding != "fsdp":
+        return
+    p.check(not _num(t.devices) or t.devices >= 2,
+            f"train.sharding fsdp shares the model out among the ranks of a trial: it needs "
+            f"train.devices >= 2, got {t.devices!r}; on one device use train.sharding=none")
+    p.check(cfg.model.method != "qlora",
+            "train.sharding fsdp with model.method qlora is not supported (FSDP shards float "
+            "weights, not bitsandbytes' 4-bit ones); use model.method=lora with fsdp, or qlora "
+            "with train.sharding=none")
+    p.check(cfg.search.objective == LOSS,
+            f"search.objective {cfg.search.objective} needs task metrics, which a trial under "
+            "train.sharding fsdp does not compute (generation would need every rank); use "
+            "search.objective=eval_loss, or score best/ afterwards with tunelm evaluate")
+    p.check(not _num(t.checkpoint_minutes) or t.checkpoint_minutes == 0,
+            f"train.checkpoint_minutes {t.checkpoint_minutes} with train.sharding fsdp: "
+            "resumable checkpoints of a sharded trial are not supported yet (a sharded trial "
+            "saves best/ only); set train.checkpoint_minutes=0, or train.sharding=none")
 
 
 def report_targets(value: str | list[str] | None) -> list[str]:

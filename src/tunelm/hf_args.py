@@ -36,6 +36,13 @@ HF_SCHEDULERS = {
 # quantization); the compute dtype is added where it is known (`quantization_kwargs`)
 QLORA_QUANTIZATION = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
                       "bnb_4bit_use_double_quant": True}
+# train.sharding fsdp -> TrainingArguments.fsdp_config (Transformers 5 hands it to accelerate's
+# FullyShardedDataParallelPlugin). FSDP2 (torch.distributed.fsdp.fully_shard): one shard group
+# per decoder layer (the model's `_no_split_modules`, e.g. LlamaDecoderLayer), parameters
+# re-sharded after each forward (ZeRO-3: weights, gradients and optimizer state all divided by
+# the ranks); checkpoints as one full state dict, which tunelm gathers itself for best/.
+FSDP_CONFIG = {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+               "reshard_after_forward": True, "state_dict_type": "FULL_STATE_DICT"}
 
 
 def training_kwargs(cfg, plan, precision: str) -> dict:
@@ -62,7 +69,17 @@ def training_kwargs(cfg, plan, precision: str) -> dict:
         data_seed=t.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
+        **sharding_kwargs(t),
     )
+
+
+def sharding_kwargs(train) -> dict:
+    """The `TrainingArguments` of `train.sharding`: FSDP2's (`fsdp`, `fsdp_config`); none under
+    `none`. (train.gradient_checkpointing stays the model's own, which works under FSDP2 at the
+    cost of one more all-gather per layer in the backward pass.)"""
+    if train.sharding != "fsdp":
+        return {}
+    return {"fsdp": True, "fsdp_config": dict(FSDP_CONFIG)}
 
 
 def report_to(train) -> list[str] | str:

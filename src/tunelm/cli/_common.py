@@ -8,6 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from ..config_choices import SHARDINGS
 from ..errors import EXIT_BAD_INPUT
 
 
@@ -78,11 +79,17 @@ def add_devices(p):
     p.add_argument("--devices", type=int, metavar="N",
                    help="ranks one trial runs on: CUDA devices, or gloo processes on a CPU "
                         "(train.devices; effective batch = batch_size x grad_accum x N)")
+    p.add_argument("--sharding", type=one_of("--sharding", SHARDINGS), metavar="{none,fsdp}",
+                   help="fsdp: the ranks share out weights, gradients and optimizer state "
+                        "(FSDP2; needs --devices 2 or more); none: each rank holds the whole "
+                        "model (train.sharding)")
 
 
 def devices(args) -> list[str]:
-    """--devices as the override of train.devices (validated with the config)."""
-    return [f"train.devices={args.devices}"] if args.devices is not None else []
+    """--devices and --sharding as overrides of train.devices and train.sharding (validated
+    with the config)."""
+    flags = [f"train.devices={args.devices}"] if args.devices is not None else []
+    return flags + ([f"train.sharding={args.sharding}"] if args.sharding is not None else [])
 
 
 def one_of(flag: str, options: tuple[str, ...]):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .facts import ModelFacts
+from .sources import FSDP_GATHERED_LAYERS
 
 GIB = 2**30
 LORA_TARGETS_PER_LAYER = 7  # q, k, v, o, gate, up, down ("all-linear" on a Llama-style block)
@@ -60,8 +61,13 @@ def estimate(
     half_precision: bool = True,
     gradient_checkpointing: bool = False,
     optimizer_bytes: int = 8,
+    shards: int = 1,
 ) -> MemoryEstimate:
     """Peak training memory in bytes for one device.
+
+    `shards` > 1: fully sharded (FSDP) over that many ranks: each keeps 1/shards of the weights,
+    gradients and optimizer state, plus the full weights of the layers it has gathered
+    (`FSDP_GATHERED_LAYERS`); activations, logits and overhead are per rank as before.
 
     `on_gpu` and `half_precision` decide the weight dtype: LoRA/QLoRA on a GPU keep bf16 base
     weights; a CPU run, or full fine-tuning, keeps fp32 weights (mixed precision via autocast).
@@ -77,6 +83,10 @@ def estimate(
         weights = p * 4
     trainable = p if method == "full" else lora_params(f, r)
     states = trainable * (4 + optimizer_bytes)  # fp32 gradient + optimizer moments
+    if shards > 1:
+        layer = (weights - emb * (weights / p)) / f.num_layers  # one decoder layer's weights
+        weights = weights / shards + min(FSDP_GATHERED_LAYERS, f.num_layers) * layer
+        states /= shards
 
     tokens = micro_batch * seq_len
     act_bytes = 2 if (on_gpu and half_precision) else 4

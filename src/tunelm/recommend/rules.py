@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from . import sources as S
 from .advice import Advice
 from .facts import ModelFacts
-from .memory import largest_micro_batch
+from .sharding import Fit, fit, sharding_advice
 
 if TYPE_CHECKING:
     from .gather import DatasetFacts, Hardware
@@ -116,6 +116,7 @@ class Batch:
     reason: str
     why_changed: str  # why the effective batch differs from the reference ("" if it does not)
     notes: list[str] = field(default_factory=list)
+    fit: Fit | None = None  # what fits a device, sharded or not
 
 
 def batch(facts: ModelFacts, n: int, n_epochs: int, task_type: str, method: str, r: int,
@@ -136,20 +137,18 @@ def batch(facts: ModelFacts, n: int, n_epochs: int, task_type: str, method: str,
               optimizer_bytes=S.OPTIMIZER_BYTES["8bit" if method == "qlora" else "adamw"])
     target = asked or ref
     per_device = max(1, target // max(1, hw.gpus))
-    gc = method == "qlora"
-    micro = largest_micro_batch(facts, hw.memory_gib, per_device, gradient_checkpointing=gc, **kw)
-    if (micro is None or micro < min(S.MICRO_BATCH_WANTED, per_device)) and not gc:
-        with_gc = largest_micro_batch(facts, hw.memory_gib, per_device,
-                                      gradient_checkpointing=True, **kw)
-        if with_gc and (micro is None or with_gc > micro):
-            micro, gc = with_gc, True
+    fitted = fit(facts, hw.memory_gib, per_device, hw.gpus, kw)  # sharded where it must be
+    micro, gc = fitted.micro, fitted.gradient_checkpointing
+    kw["shards"] = fitted.shards
     notes = []
     if micro is None:
         micro = 1
+        more = ("more GPUs to shard it over (train.sharding fsdp)" if method != "qlora" else
+                "a shorter max_length")
         notes.append(f"even a micro-batch of 1 at {max_len} tokens does not fit "
-                     f"{hw.memory_gib:.0f} GiB by the estimate: use --method qlora or a shorter "
-                     "max_length, or shard the weights across GPUs with FSDP/DeepSpeed (not "
-                     "modelled here)")
+                     f"{hw.memory_gib:.0f} GiB by the estimate"
+                     f"{f' sharded over {hw.gpus} GPUs' if fitted.shards > 1 else ''}: use "
+                     f"--method qlora, a shorter max_length, or {more}")
     devices = max(1, hw.gpus)
     accum = max(1, math.ceil(target / (micro * devices)))
     effective = micro * accum * devices
@@ -158,7 +157,7 @@ def batch(facts: ModelFacts, n: int, n_epochs: int, task_type: str, method: str,
         why = "as asked (--batch)" if asked else f"{devices} devices x micro-batch {micro}"
         reason += f"; {why} makes it {effective}"
     return Batch(micro, accum, devices, effective, ref, gc, max_len, kw, per_device, reason,
-                 why, notes)
+                 why, notes, fitted)
 
 
 def batch_advice(b: Batch, memory_gib: float) -> dict[str, Advice]:
@@ -174,6 +173,7 @@ def batch_advice(b: Batch, memory_gib: float) -> dict[str, Advice]:
         "train.devices": Advice(b.devices, f"{b.devices} data-parallel rank(s), one per GPU: "
                                 f"effective batch = {b.micro} x {b.accum} x {b.devices}",
                                 "tunelm"),
+        "train.sharding": sharding_advice(b.fit or Fit(b.micro, False, 1), b.devices, memory_gib),
     }
 
 

@@ -26,6 +26,10 @@ SOURCES = {
            "Durations' (2024, arXiv:2405.18392): warmup-stable-decay",
     "common": "common practice in fine-tuning recipes (TRL, Axolotl, torchtune defaults)",
     "tunelm": "tunelm's own measurements on SmolLM2-135M (docs/benchmarks.md)",
+    "fsdp": "Rajbhandari et al., 'ZeRO' (2020, arXiv:1910.02054) and Zhao et al., 'PyTorch "
+            "FSDP' (2023, arXiv:2304.11277): fully sharded, each of N ranks keeps 1/N of the "
+            "weights, gradients and optimizer state, and all-gathers one layer's weights around "
+            "its forward and backward; activations are not sharded",
     "transformers_hp": "Transformers' Trainer.hyperparameter_search default space "
                        "(learning rate 1e-6 to 1e-4)",
 }
@@ -91,3 +95,6 @@ DEFAULT_RAM_GIB = 16.0  # a machine whose memory cannot be read
 QLORA_7B_SIZES = (3.5, 10.0)  # billions of parameters: the "7B" band of QLORA_7B_MAX
 DISAGREE_FACTOR = 1.5  # rule and practitioners disagree when the rate is this far outside
 OPTIMIZER_BYTES = {"adamw": 8, "8bit": 2}  # optimizer state per trainable parameter
+# FSDP (train.sharding fsdp): the full weights of this many decoder layers are gathered at once on
+# a rank (the one computing and the one prefetched: FSDP2's default forward/backward prefetch)
+FSDP_GATHERED_LAYERS = 2

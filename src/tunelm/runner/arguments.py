@@ -28,7 +28,7 @@ def training_kwargs(cfg: Config, plan, out: Path, precision: str, device: str,
         label_names=["labels"],
         dataloader_pin_memory=device == "cuda",
         disable_tqdm=False,
-        **ddp_fields(device),  # on N ranks: the backend and the collective timeout
+        **ddp_fields(device, cfg.train.sharding),  # N ranks: backend, timeout
     )
     return kw
 

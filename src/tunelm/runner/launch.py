@@ -45,14 +45,31 @@ def rank_command(devices: int, module: str, *args: str) -> list[str]:
             "-m", module, *args]
 
 
-def ddp_fields(device: str) -> dict:
+def bind_rank_device() -> None:
+    """Make a CUDA rank's default device its own GPU (LOCAL_RANK) before anything is loaded, so
+    `.to("cuda")` puts the model there and not, for every rank, on GPU 0."""
+    if not in_ranks():
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+
+
+def ddp_fields(device: str, sharding: str = "none") -> dict:
     """The TrainingArguments of a rank: the backend and the collective timeout; none outside
     torchrun (one process)."""
     if not in_ranks():
         return {}
     # LoRA and full fine-tuning use every trainable weight in each forward: no unused search
-    return {"ddp_backend": backend(device), "ddp_timeout": RANK_TIMEOUT_S,
-            "ddp_find_unused_parameters": False}
+    fields = {"ddp_backend": backend(device), "ddp_timeout": RANK_TIMEOUT_S,
+              "ddp_find_unused_parameters": False}
+    if sharding == "fsdp" and device == "cpu":
+        # our own FSDP2 on a CPU (runner/sharding.py): the Trainer would defer its gradient
+        # reduction through a Transformers-loaded model's `distributed_config`, which ours has
+        # not; reduce-scatter every micro-batch instead (FSDP2 sums them into the sharded grads)
+        fields["accelerator_config"] = {"gradient_accumulation_kwargs": {"sync_each_batch": True}}
+    return fields
 
 
 def rank_config(cfg):
@@ -61,7 +78,9 @@ def rank_config(cfg):
     from ..config import from_dict
 
     raw = cfg.to_dict()
-    raw["train"].update(save_best=False, report_to="none")
+    # under fsdp every rank gathers the weights of best/ (rank 0 alone writes): runner/sharding.py
+    raw["train"].update(save_best=cfg.train.save_best and cfg.train.sharding == "fsdp",
+                        report_to="none")
     raw["eval"].update(max_examples=0, baseline=False)
     return from_dict(raw)
 

@@ -43,6 +43,7 @@ from .devices import check_devices, visible
 from .launch import in_ranks, rank, run_on_ranks
 from .preflight import check_inputs, write_crash
 from .result import brief, trial_result
+from .sharding import is_sharded_model, save_model, shard_on_cpu, sharded
 from .task_eval import evaluate_task
 from .tracking import RunInfo, plain_run, tracking
 
@@ -51,15 +52,6 @@ log = logging.getLogger("tunelm.train")
 
 def write_json(path: Path, data: dict) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
-
-
-def _save_model(model, tokenizer, target: Path) -> None:
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)
 
 
 def _check_optimizer(optimizer: str, device: str) -> None:
@@ -126,7 +118,8 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
                  out, cfg.model.name, cfg.model.method, device, precision)
         set_seed(cfg.train.seed)
         if loaded is None:
-            base, tokenizer = load_base_model(cfg.model, precision, device)[:2]
+            base, tokenizer = load_base_model(cfg.model, precision, device,  # fsdp: FSDP
+                                              place=not sharded(cfg))[:2]  # places the shards
         else:
             base, tokenizer = loaded
         data = prepare(tokenizer, cfg.data, out)
@@ -237,7 +230,7 @@ def _ours(cfg: Config, out: Path, model, tokenizer, resume) -> tuple:
         best_dir if cfg.train.save_best else None,
         cfg.train.early_stopping_patience,
         cfg.train.early_stopping_threshold,
-        save_fn=lambda d: _save_model(model, tokenizer, d),
+        save_fn=lambda d: save_model(model, tokenizer, d),  # under FSDP: every rank gathers
     )
     kept = (resume.state or {}).get("callbacks") if resume is not None else None
     if kept:
@@ -255,9 +248,11 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     metrics, guard, keeper = _ours(cfg, out, model, tokenizer, resume)
+    args = training_arguments(cfg, plan, out, precision, device, run)
+    shard_on_cpu(model, cfg, device)  # fsdp on gloo ranks; on CUDA the Trainer shards (args)
     trainer = Trainer(
         model=model,
-        args=training_arguments(cfg, plan, out, precision, device, run),
+        args=args,
         train_dataset=ListDataset(data.train),
         eval_dataset=ListDataset(data.eval),
         data_collator=Collator(tokenizer.pad_token_id),
@@ -275,7 +270,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         trainer.callback_handler.callbacks.insert(0, NewHyperparameters())
         log.info("resuming the training state of %s", resume_from)
     saver = None
-    if resume is not None:  # periodic checkpoints, and one on SIGTERM
+    if resume is not None and not sharded(cfg):  # periodic checkpoints, one on SIGTERM (not
+        # under fsdp yet: config_check refuses checkpoint_minutes there)
         saver = checkpoint.Checkpointer(
             resume.home, cfg, checkpoint.interval_seconds(cfg.train.checkpoint_minutes, device),
             state=lambda: {"metrics": metrics.kept_state(), "guard": guard.kept_state(),
@@ -315,7 +311,7 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
 
 def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precision) -> dict:
     """The task metrics of the best checkpoint (put back on `model`); predictions.jsonl."""
-    if (out / "best").exists():
+    if (out / "best").exists() and not is_sharded_model(model):  # sharded: no task metrics
         load_best(model, out / "best", cfg.model.method)
     task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
                                device, precision)

@@ -64,12 +64,14 @@ def _child(request_path: str) -> int:
     from ..config import from_dict
     from ..files import write_text_atomic
     from ..runner import run_trial
-    from ..runner.launch import SharedStop, in_ranks, rank, rank_config
+    from ..runner.launch import SharedStop, bind_rank_device, in_ranks, rank, rank_config
+    from ..runner.sharding import sharded_config
     from ..runner.tracking import RunInfo
     from .objective import OptunaReporter, is_oom
 
+    bind_rank_device()  # a CUDA rank loads onto its own GPU
     req = json.loads(Path(request_path).read_text(encoding="utf-8"))
-    out, cfg = Path(req["out"]), from_dict(req["config"])
+    out, cfg = Path(req["out"]), sharded_config(from_dict(req["config"]))  # fsdp: no generation
     callbacks, reporter = [], None
     if rank() == 0 and req.get("storage"):  # only rank 0 reports and asks the pruner
         reporter = OptunaReporter(_trial(req))
@@ -99,6 +101,8 @@ def _child(request_path: str) -> int:
     outcome["pruned_at"] = reporter.pruned_at if reporter else None
     if scratch is not None:
         scratch.cleanup()
+        if outcome["status"] != "ok":  # rank 0 writes the outcome; this rank's cause goes here
+            sys.stderr.write(f"rank {rank()}: {outcome['status']}: {outcome.get('error')}\n")
         return 0 if outcome["status"] == "ok" else 1
     write_text_atomic(out / OUTCOME, json.dumps(outcome, default=str))
     return 0
