@@ -13,7 +13,15 @@ the grid. Strategies:
 - `tpe`: today's default as `_replay` runs it (recommended config first, TPE with 5 start-up
   trials, Hyperband + divergence pruning); `tpe+curve`: the same with the curve pruner added;
   `tpe, curve only`: the curve pruner without Hyperband;
-- `default-tpe`: Optuna's `TPESampler(seed)`, no start, no pruning.
+- `default-tpe`: Optuna's `TPESampler(seed)`, no start, no pruning;
+- `adaptive, fit veto` and `adaptive, fit prunes`: a trial, not the tool: `adaptive` with a
+  power-law extrapolation of the running curve added to the curve pruner (`_extrapolate.py`).
+
+Every row selects, and the samplers and `adaptive` optimise, on the eval loss; on the demo task
+(contracts, scored in exact match) the rows are also replayed as a study of
+`search.objective: exact_match` (maximised) runs them: the samplers and `adaptive` read each
+finished trial's recorded exact match, the found config is the first with the highest exact
+match, and the pruners still read the eval losses (`_recording.Selection`).
 
 The samplers ignore the budget (it only stops them), so each of their seeds runs once and is
 read at every k; regret at k counts only the trials finished within k FRE.
@@ -36,17 +44,18 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
 
 import optuna  # noqa: E402
+from _extrapolate import FitCurvePruner  # noqa: E402
 from _grid import LR, RANK, WARMUP  # noqa: E402
 from _recording import LOSS_SELECTION, Selection  # noqa: E402
 from _replay import LR_INDEX, Grid, Trace, _nearest, _suggest, _Tracker, replay  # noqa: E402
 
 from tunelm.search.adaptive import HANDOVER, RUN, STOP, Adaptive, Outcome  # noqa: E402
-from tunelm.search.pruners import make_pruner  # noqa: E402
+from tunelm.search.pruners import DivergencePruner, make_pruner  # noqa: E402
 
 DATA = HERE / "data"
 TASKS = ("docstrings", "contracts")
 BUDGETS = (3, 5, 10, 20)
-ADAPTIVE = ("adaptive", "adaptive+hb")
+ADAPTIVE = ("adaptive", "adaptive+hb", "adaptive, fit veto", "adaptive, fit prunes")
 
 
 def fre_seconds(grid: Grid) -> float:
@@ -54,8 +63,13 @@ def fre_seconds(grid: Grid) -> float:
     return statistics.mean(r.seconds for r in grid.runs.values() if not r.diverged)
 
 
-def _pruner(grid: Grid, inner: str):
-    """As `tunelm search` composes it: divergence(curve(inner)), whichever stops first."""
+def _pruner(grid: Grid, row: str):
+    """As `tunelm search` composes it: divergence(curve(inner)), whichever stops first; the
+    `fit` rows put the trial extrapolation (`_extrapolate.py`) in the curve pruner's place."""
+    if row.startswith("adaptive, fit"):
+        mode = "veto" if row.endswith("veto") else "prune"
+        return DivergencePruner(FitCurvePruner(grid.planned_steps, mode))
+    inner = "hyperband" if row == "adaptive+hb" else "none"
     return make_pruner(inner, grid.eval_steps, grid.planned_steps, curve=True)
 
 
@@ -105,7 +119,7 @@ def replay_adaptive(grid: Grid, name: str, seed: int, budget_fre: float,
     study = optuna.create_study(
         study_name=f"small-{name}-{seed}", direction=selection.direction,
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=5),
-        pruner=_pruner(grid, "hyperband" if name == "adaptive+hb" else "none"))
+        pruner=_pruner(grid, name))
     track, outcomes = _Tracker(grid, name, seed, selection), []
     objective = _objective(grid, track, outcomes, selection)
     strategy, run_cost = strategy_for(grid, selection.direction), None
