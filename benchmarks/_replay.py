@@ -11,11 +11,13 @@ A trial of a strategy reads the recorded run of its configuration instead of tra
 - a run that diverged when it was recorded is pruned, as the tool prunes it (TrainingError ->
   TrialPruned), and a configuration asked for twice costs twice.
 
-What a strategy has *found* at any moment is the full-length, finished trial with the lowest
-objective (best eval loss), as `tunelm search` reports it; short probes and pruned trials are
-never a result. Its regret is measured on that configuration's recorded run: relative regret in
-eval loss against the grid's best (natural text), or exact-match points against the grid's best
-exact match (the demo task, whose eval loss approaches zero).
+What a strategy has *found* at any moment is the full-length, finished trial with the best
+objective value, as `tunelm search` reports it: the lowest best eval loss, or with a `Selection`
+of exact_match (`search.objective: exact_match`) the highest recorded exact match, which the
+samplers then maximise too while the pruners still read the eval losses; short probes and
+pruned trials are never a result. Its regret is measured on that configuration's recorded run:
+relative regret in eval loss against the grid's best (natural text), or exact-match points
+against the grid's best exact match (the demo task, whose eval loss approaches zero).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 
 import optuna
 from _grid import LR, RANK, WARMUP
+from _recording import FINISHED, LOSS_SELECTION, Grid, Run, Selection, Trace, _Tracker
 
 from tunelm.config import from_dict
 from tunelm.search.dimensions import Dimension
@@ -33,156 +36,9 @@ from tunelm.search.proposals import Curve
 from tunelm.search.pruners import make_pruner
 from tunelm.search.strategies import SearchStrategy, strategy_named
 
-FINISHED = ("completed", "early_stopping")
+__all__ = ["FINISHED", "LR_INDEX", "STRATEGIES", "Grid", "Run", "Selection", "Trace", "replay",
+           "replay_optuna", "replay_protocol"]
 LR_INDEX = "lr_index"  # the learning rate as its index in the grid (log-spaced, ordinal)
-
-
-@dataclass(frozen=True)
-class Run:
-    """One recorded grid point."""
-
-    params: dict
-    evals: tuple  # ((step, eval loss), ...)
-    train: tuple  # ((step, train loss), ...)
-    seconds: float
-    final_step: int
-    stop_reason: str
-    best_eval_loss: float | None
-    exact_match: float | None
-
-    @property
-    def diverged(self) -> bool:
-        return self.stop_reason not in FINISHED
-
-    def cost_to(self, step: int) -> float:
-        """Recorded seconds x the share of the recorded steps up to `step`."""
-        return self.seconds * min(step, self.final_step) / max(1, self.final_step)
-
-    def evals_to(self, step: int) -> list[tuple[int, float]]:
-        return [(s, v) for s, v in self.evals if s <= step]
-
-
-@dataclass
-class Grid:
-    """A recorded grid (one task) and how regret is counted on it."""
-
-    task: str
-    runs: dict  # (lr, r, warmup) -> Run
-    planned_steps: int
-    eval_steps: int
-    recommended: dict
-    learning_rates: list
-    ranks: list
-    warmups: list
-    unit: str = "relative"  # relative (eval loss) | points (exact match)
-
-    @classmethod
-    def from_record(cls, data: dict) -> Grid:
-        runs = {}
-        for r in data["runs"]:
-            p = r["params"]
-            runs[(p[LR], p[RANK], p[WARMUP])] = Run(
-                params=p, evals=tuple(tuple(e) for e in r["evals"] if e[1] is not None),
-                train=tuple((t[0], t[1]) for t in r["train"] if t[1] is not None),
-                seconds=r.get("cpu_seconds") or r["seconds"], final_step=r["final_step"] or 0,
-                stop_reason=r["stop_reason"] or "failed",
-                best_eval_loss=r["best_eval_loss"], exact_match=r["exact_match"])
-        g = data["grid"]
-        size = len(g["learning_rates"]) * len(g["ranks"]) * len(g["warmups"])
-        if len(runs) != size:
-            raise ValueError(f"the {data['task']} grid holds {len(runs)} of its {size} runs; "
-                             "finish the recording first (benchmarks/search_efficiency.py)")
-        return cls(task=data["task"], runs=runs, planned_steps=data["cap"]["steps"],
-                   eval_steps=data["cap"]["eval_steps"], recommended=data["recommended"],
-                   learning_rates=g["learning_rates"], ranks=g["ranks"], warmups=g["warmups"],
-                   unit="points" if data["task"] == "contracts" else "relative")
-
-    def run_of(self, params: dict) -> Run:
-        return self.runs[(params[LR], params[RANK], params[WARMUP])]
-
-    @property
-    def total_seconds(self) -> float:
-        return sum(r.seconds for r in self.runs.values())
-
-    def _usable(self) -> list[Run]:
-        return [r for r in self.runs.values() if not r.diverged and r.best_eval_loss is not None]
-
-    def regret(self, run: Run | None) -> float:
-        """Regret of having found `run` (inf before anything is found): relative eval loss
-        against the grid's best in % (natural text), or exact-match points (the demo task)."""
-        if run is None:
-            return math.inf
-        if self.unit == "points":
-            best = max(r.exact_match or 0.0 for r in self.runs.values())
-            return 100 * (best - (run.exact_match or 0.0))
-        best = min(r.best_eval_loss for r in self._usable())
-        return 100 * (run.best_eval_loss - best) / best
-
-
-@dataclass
-class Trace:
-    """What one strategy did on one seed: cumulative cost (fraction of the grid's compute) and
-    regret after each trial."""
-
-    strategy: str
-    seed: int
-    costs: list = field(default_factory=list)
-    regrets: list = field(default_factory=list)
-    trials: int = 0
-    pruned: int = 0
-    repeats: int = 0
-    params: list = field(default_factory=list)  # of each trial, in order
-    found: list = field(default_factory=list)  # the Run found after each trial (None: nothing)
-
-    def rescored(self, grid: Grid) -> Trace:
-        """The same trace with regret counted by `grid` (another unit on the same recording)."""
-        return Trace(self.strategy, self.seed, list(self.costs),
-                     [grid.regret(r) for r in self.found], self.trials, self.pruned,
-                     self.repeats, list(self.params), list(self.found))
-
-    def regret_at(self, fraction: float) -> float:
-        """Regret of what was found once `fraction` of the grid's compute was spent."""
-        out = math.inf
-        for c, r in zip(self.costs, self.regrets):
-            if c > fraction + 1e-9:
-                break
-            out = r
-        return out
-
-    def first_within(self, threshold: float) -> float:
-        """The compute fraction at which regret first reached `threshold` (inf: never)."""
-        for c, r in zip(self.costs, self.regrets):
-            if r <= threshold:
-                return c
-        return math.inf
-
-
-class _Tracker:
-    """Accumulates cost and the best full-length finished trial of one replay."""
-
-    def __init__(self, grid: Grid, strategy: str, seed: int):
-        self.grid, self.total = grid, grid.total_seconds
-        self.trace = Trace(strategy, seed)
-        self.spent = 0.0
-        self.best: Run | None = None
-        self.seen: set = set()
-
-    def add(self, run: Run, cost: float, finished_full: bool) -> None:
-        self.spent += cost
-        key = (run.params[LR], run.params[RANK], run.params[WARMUP])
-        self.trace.trials += 1
-        self.trace.params.append(run.params)
-        self.trace.repeats += key in self.seen
-        self.seen.add(key)
-        if finished_full and (self.best is None or run.best_eval_loss < self.best.best_eval_loss):
-            self.best = run
-        self.trace.costs.append(self.spent / self.total)
-        self.trace.found.append(self.best)
-        self.trace.regrets.append(self.grid.regret(self.best))
-
-    @property
-    def exhausted(self) -> bool:
-        return self.spent >= self.total * (1 - 1e-9)
 
 
 # --- Optuna strategies: random, grid, default TPE, and TPE as `tunelm search` runs it ---------
@@ -272,9 +128,10 @@ class _ReplaySession:
         self.study.optimize(self.objective, n_trials=limit, callbacks=self.callbacks)
 
 
-def replay_optuna(grid: Grid, name: str, seed: int) -> Trace:
+def replay_optuna(grid: Grid, name: str, seed: int,
+                  selection: Selection = LOSS_SELECTION) -> Trace:
     """One seed of an Optuna strategy, until the grid's whole compute is spent (a grid search:
-    until every point ran once)."""
+    until every point ran once), optimising and selecting by `selection`."""
     strategy_name, pruner_name, enqueue = OPTUNA_STRATEGIES[name]
     strategy = _strategy(strategy_name)
     dims = _dims(grid)
@@ -282,13 +139,13 @@ def replay_optuna(grid: Grid, name: str, seed: int) -> Trace:
     pruner = (make_pruner(pruner_name, grid.eval_steps, grid.planned_steps) if pruner_name
               else optuna.pruners.NopPruner())
     # a fixed study name: Hyperband assigns brackets by a hash of the name and trial number
-    study = optuna.create_study(study_name=f"replay-{name}-{seed}", direction="minimize",
+    study = optuna.create_study(study_name=f"replay-{name}-{seed}", direction=selection.direction,
                                 sampler=strategy.sampler(cfg.search, dims, seed), pruner=pruner)
     if enqueue:
         rec = grid.recommended
         study.enqueue_trial({LR_INDEX: grid.learning_rates.index(_nearest(grid, rec[LR])),
                              RANK: rec[RANK], WARMUP: rec[WARMUP]})
-    track = _Tracker(grid, name, seed)
+    track = _Tracker(grid, name, seed, selection)
 
     def objective(trial: optuna.Trial) -> float:
         run = grid.run_of(_suggest(trial, grid))
@@ -303,7 +160,7 @@ def replay_optuna(grid: Grid, name: str, seed: int) -> Trace:
             track.add(run, run.cost_to(run.final_step), finished_full=False)
             raise optuna.TrialPruned()
         track.add(run, run.seconds, finished_full=True)
-        return run.best_eval_loss
+        return selection.value(run)
 
     def stop_when_spent(study: optuna.Study, trial) -> None:
         if track.exhausted:
@@ -354,12 +211,14 @@ def replay_protocol(grid: Grid, seed: int = 0) -> Trace:
 STRATEGIES = ("protocol", *OPTUNA_STRATEGIES)
 
 
-def replay(grid: Grid, name: str, seed: int) -> Trace:
+def replay(grid: Grid, name: str, seed: int, selection: Selection = LOSS_SELECTION) -> Trace:
     if name == "protocol":
+        if selection != LOSS_SELECTION:
+            raise ValueError("the protocol replay selects on the eval loss only")
         return replay_protocol(grid, seed)
     if name not in OPTUNA_STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; known: {', '.join(STRATEGIES)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's experimental and duplicate-grid warnings
-        return replay_optuna(grid, name, seed)
+        return replay_optuna(grid, name, seed, selection)
