@@ -3,7 +3,9 @@ best checkpoint, score the task, and leave a directory that explains itself:
 
     config.yaml      the fully resolved config
     metrics.jsonl    one JSON object per logged step (train) and per evaluation (eval)
-    result.json      best/final eval loss, task metrics, stop reason, cost, throughput, memory
+    result.json      best/final eval loss (on the eval_examples.pruning subset), the best
+                     checkpoint's final_score on the whole eval set (the objective),
+                     task metrics, stop reason, cost, throughput, memory
     predictions.jsonl  per-example generations of the best checkpoint
     train.log        the grep-able step lines
     best/            the best adapter (or weights), reloadable with PEFT / Transformers
@@ -27,7 +29,6 @@ from ..base_model import (
     count_parameters,
     device_type,
     load_base_model,
-    load_best,
     resolve_precision,
 )
 from ..config import Config
@@ -38,6 +39,7 @@ from ..logs import trial_log
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
+from .final_score import intermediate_eval_set, score_best, was_pruned
 from .launch import ddp_fields, in_ranks, run_on_ranks
 from .preflight import check_inputs, write_crash
 from .task_eval import evaluate_task
@@ -178,9 +180,11 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         tracker = stack.enter_context(tracking(cfg, out, run))
         trained = _train(cfg, out, model, tokenizer, data, plan, precision, device, run,
                          callbacks, progress, resume_from, save_state_to)
-        task = {}
-        if trained.ok:
-            task = _score_best(cfg, out, model, tokenizer, data, device, precision)
+        final, task = None, {}
+        if trained.ok and not was_pruned(callbacks):  # nothing reads a pruned trial's score
+            final, task = score_best(cfg, out, trained, model, tokenizer, data, device,
+                                     precision)
+            log.info("task metrics of the best checkpoint: %s", _brief(task))
         wall = time.time() - started
         result = {
             "status": "ok" if trained.ok else "failed",
@@ -189,6 +193,9 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             "best_step": trained.keeper.best_step,
             "final_eval_loss": _clean(trained.keeper.last_loss),
             "final_step": trained.step,
+            # the losses above: on the eval_examples.pruning subset; final_score: on all
+            "eval_examples": {"pruning": trained.eval_examples, "final": len(data.eval)},
+            "final_score": final,
             "task_metrics": task,
             "baseline_task_metrics": baseline,
             **_throughput(trained.metrics, wall),
@@ -246,6 +253,8 @@ class _Trained:
     step: int
     stop_reason: str
     error: BaseException | None
+    trainer: object = None
+    eval_examples: int = 0  # the intermediate evaluations' examples
 
     @property
     def ok(self) -> bool:
@@ -268,11 +277,13 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         cfg.train.early_stopping_threshold,
         save_fn=lambda d: _save_model(model, tokenizer, d),
     )
+    # what pruning and early stopping read: a seeded subset of the eval set (final_score.py)
+    eval_rows, eval_examples = intermediate_eval_set(cfg, data.eval)
     trainer = Trainer(
         model=model,
         args=training_arguments(cfg, plan, out, precision, device, run),
         train_dataset=ListDataset(data.train),
-        eval_dataset=ListDataset(data.eval),
+        eval_dataset=ListDataset(eval_rows),
         data_collator=Collator(tokenizer.pad_token_id),
         # packed batches carry no attention mask: the Trainer counts tokens through the tokenizer
         processing_class=tokenizer,
@@ -307,21 +318,7 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         from .resume import save_training_state
 
         save_training_state(trainer, model, Path(save_state_to))  # the last weights
-    return _Trained(metrics, guard, keeper, step, stop_reason, error)
-
-
-def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precision) -> dict:
-    """The task metrics of the best checkpoint (put back on `model`); predictions.jsonl."""
-    if (out / "best").exists():
-        load_best(model, out / "best", cfg.model.method)
-    task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
-                               device, precision)
-    if rows:
-        with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    log.info("task metrics of the best checkpoint: %s", _brief(task))
-    return task
+    return _Trained(metrics, guard, keeper, step, stop_reason, error, trainer, eval_examples)
 
 
 def _throughput(metrics: MetricsWriter, wall: float) -> dict:

@@ -171,7 +171,9 @@ class TrialObjective:
     def value_of(self, result: dict) -> float:
         if self.objective == "exact_match":
             return float((result.get("task_metrics") or {}).get("exact_match") or 0.0)
-        loss = result.get("best_eval_loss")
+        # the best checkpoint's loss on the whole eval set; the run's best on the pruning
+        # subset where it has none (an older result.json)
+        loss = (result.get("final_score") or {}).get("eval_loss", result.get("best_eval_loss"))
         return float(loss) if loss is not None else float("inf")
 
     def _record(self, trial, result: dict, started: float, oom_retries: list) -> None:
@@ -184,6 +186,9 @@ class TrialObjective:
         curve = _train_curve(trial.user_attrs.get("trial_dir"))
         if curve:
             trial.set_user_attr("train_curve", curve)
+        final = result.get("final_score") or {}
+        if final.get("eval_loss") is not None:
+            trial.set_user_attr("final_score_eval_loss", final["eval_loss"])
         task = result.get("task_metrics") or {}
         if "exact_match" in task:
             trial.set_user_attr("exact_match", task["exact_match"])
