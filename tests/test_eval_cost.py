@@ -108,3 +108,14 @@ def test_a_pruned_trial_is_not_scored(tiny_config, tmp_path):
     assert pruner.pruned_at == result["final_step"] == 4
     assert result["final_score"] is None and result["task_metrics"] == {}
     assert not (tmp_path / "run" / "predictions.jsonl").exists()
+
+
+def test_a_probe_is_judged_on_its_subset_curve(tiny_config, tmp_path):
+    from tunelm.search.objective import TrialObjective
+
+    cfg = tiny_config(eval={"pruning_examples": 4})
+    result = run_trial(cfg, tmp_path / "probe", progress=False, fraction=0.5)
+    assert result["final_step"] == 6 and result["final_score"] is None
+    # its value in a study: its best on the subset, the one figure it has
+    value = TrialObjective.value_of(type("O", (), {"objective": "eval_loss"})(), result)
+    assert value == result["best_eval_loss"]

@@ -7,7 +7,11 @@ examples, a seeded sample fixed for the study (every trial of a study sees the s
 their curves compare). When training ends and the trial was not pruned, the best checkpoint is
 scored once on the whole eval set: its eval loss there (`final_score` in result.json: the
 study's objective value) and the task metric by generation. A subset as large as the eval set
-changes nothing: the run's best eval loss is its final score, with no second pass.
+changes nothing: the run's best eval loss is its final score, with no second pass. A probe (a
+share of a run's steps, which a strategy compares only with other probes) has no final score:
+its value is its best on the subset, like the prunings it serves. Early stopping and the best
+checkpoint are chosen on the subset too: with a small subset the best step can differ from the
+one the whole set would pick; the final score says what that checkpoint is worth.
 """
 
 from __future__ import annotations
@@ -51,10 +55,12 @@ def was_pruned(callbacks) -> bool:
 
 
 def score_best(cfg, out: Path, trained, model, tokenizer, data, device: str,
-               precision: str) -> tuple[dict, dict]:
+               precision: str, whole: bool = True) -> tuple[dict | None, dict]:
     """The best checkpoint (put back on `model`) scored on the whole eval set: returns
     (final_score, task metrics) and writes predictions.jsonl. `trained` is the runner's record
-    of training (its keeper, its trainer, the size of the subset it evaluated on)."""
+    of training (its keeper, its trainer, the size of the subset it evaluated on). A probe
+    (`whole` False: a share of a run's steps) is judged by its curve, like the prunings it
+    serves: no eval-loss pass on the whole set (final_score None), the task metric as set."""
     keeper = trained.keeper
     checkpoint = "last"
     if (out / "best").exists():
@@ -62,7 +68,9 @@ def score_best(cfg, out: Path, trained, model, tokenizer, data, device: str,
         checkpoint = "best"
     final = {"examples": len(data.eval), "step": keeper.best_step if checkpoint == "best"
              else trained.step, "checkpoint": checkpoint, "seconds": 0.0}
-    if trained.eval_examples >= len(data.eval) and checkpoint == "best":
+    if not whole:
+        final = None
+    elif trained.eval_examples >= len(data.eval) and checkpoint == "best":
         final["eval_loss"] = keeper.best_loss  # the subset was the whole set: no second pass
     else:
         started = time.perf_counter()
@@ -75,7 +83,8 @@ def score_best(cfg, out: Path, trained, model, tokenizer, data, device: str,
     started = time.perf_counter()
     task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
                                device, precision)
-    final["generate_seconds"] = round(time.perf_counter() - started, 2) if task else 0.0
+    if final is not None:
+        final["generate_seconds"] = round(time.perf_counter() - started, 2) if task else 0.0
     if rows:
         with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
             for row in rows:

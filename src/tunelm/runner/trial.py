@@ -183,7 +183,7 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         final, task = None, {}
         if trained.ok and not was_pruned(callbacks):  # nothing reads a pruned trial's score
             final, task = score_best(cfg, out, trained, model, tokenizer, data, device,
-                                     precision)
+                                     precision, whole=fraction >= 1)
             log.info("task metrics of the best checkpoint: %s", _brief(task))
         wall = time.time() - started
         result = {
