@@ -13,6 +13,7 @@ once per process, outside the clocks (a search worker loads it once). The clocks
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval_cost.py --src OLD/src --label before
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval_cost.py --label after
     .venv/bin/python benchmarks/eval_cost.py --what probe ...   # the probe alone (~2 min)
+    .venv/bin/python benchmarks/eval_cost.py --trial-dir runs/demo/trials/*   # a demo's runs
 
 Writes benchmarks/data/eval_cost_<label>.json.
 """
@@ -109,6 +110,35 @@ def split(raw: dict) -> dict:
             "result": raw["result"]}
 
 
+def log_split(trial_dir: Path) -> dict:
+    """The time split of a finished trial from its train.log timestamps (a demo's trials, say:
+    no clock of ours needed): each evaluation runs from its `step N |` line to its `eval step N`
+    line (saving best/ included), the final pass from the last line before `final score` to it;
+    training is the trial's own train_seconds."""
+    from datetime import datetime
+
+    stamps = []
+    for line in (Path(trial_dir) / "train.log").read_text().splitlines():
+        try:
+            when = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+        except ValueError:
+            continue
+        stamps.append((when, line[24:]))
+    evals = final = 0.0
+    for (before, _), (when, text) in zip(stamps, stamps[1:]):
+        if "eval step" in text:
+            evals += (when - before).total_seconds()
+        elif "final score" in text:
+            final += (when - before).total_seconds()
+    result = json.loads((Path(trial_dir) / "result.json").read_text())
+    wall, train = result["wall_seconds"], result["train_seconds"]
+    parts = {"train": train, "eval": evals, "final_eval": final,
+             "other": wall - train - evals - final}
+    return {"wall_seconds": wall, "seconds": {k: round(v, 1) for k, v in parts.items()},
+            "share": {k: round(v / wall, 3) for k, v in parts.items()},
+            "final_step": result["final_step"], "eval_examples": result.get("eval_examples")}
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--src", default=str(ROOT / "src"), help="the checkout's src/ to measure")
@@ -116,16 +146,22 @@ def main(argv=None) -> None:
     ap.add_argument("--what", choices=("probe", "full", "both"), default="both")
     ap.add_argument("--steps", type=int, default=40, help="the demo's steps per run")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
+    ap.add_argument("--trial-dir", nargs="+", help="only split these finished trials (their "
+                    "train.log and result.json: a demo's runs/demo/trials/*) and print it")
     args = ap.parse_args(argv)
+    if args.trial_dir:
+        for d in args.trial_dir:
+            print(d, json.dumps(log_split(Path(d))))
+        return
     commit = subprocess.run(["git", "-C", args.src, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     out = {"src_commit": commit, "threads": args.threads, "load_average": os.getloadavg()}
+    path = ROOT / "benchmarks" / "data" / f"eval_cost_{args.label}.json"
     for what in (("probe", "full") if args.what == "both" else (args.what,)):
         out[what] = measure(args.src, what, args.steps, args.threads)
         print(what, json.dumps(out[what]["seconds"]), json.dumps(out[what]["share"]), flush=True)
-    out["load_average_after"] = os.getloadavg()
-    path = ROOT / "benchmarks" / "data" / f"eval_cost_{args.label}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+        out["load_average_after"] = os.getloadavg()
+        path.write_text(json.dumps(out, indent=2) + "\n")  # each part as soon as it is measured
     print(f"written {path}")
 
 

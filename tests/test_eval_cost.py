@@ -75,7 +75,8 @@ def test_subset_during_the_run_whole_set_for_the_final_score(tiny_config, tmp_pa
     from tunelm.evaluate import evaluate_run
 
     json_eval = {"metric": "json", "max_new_tokens": 8, "batch_size": 4}
-    cfg = tiny_config(eval={**json_eval, "pruning_examples": 5})
+    dropout = {"r": 4, "alpha": 32, "dropout": 0.1}  # the runs draw random numbers as they train
+    cfg = tiny_config(eval={**json_eval, "pruning_examples": 5}, lora=dropout)
     result = run_trial(cfg, tmp_path / "sub", progress=False)
     assert result["eval_examples"] == {"pruning": 5, "final": 16}
     final = result["final_score"]
@@ -91,7 +92,8 @@ def test_subset_during_the_run_whole_set_for_the_final_score(tiny_config, tmp_pa
     assert saved["final_score"]["eval_loss"] == final["eval_loss"]
 
     # a subset as large as the eval set: one pass per evaluation, the best is the final score
-    full = run_trial(tiny_config(eval={"pruning_examples": 16}), tmp_path / "all", progress=False)
+    full = run_trial(tiny_config(eval={"pruning_examples": 16}, lora=dropout), tmp_path / "all",
+                     progress=False)
     assert full["eval_examples"] == {"pruning": 16, "final": 16}
     assert full["final_score"]["eval_loss"] == full["best_eval_loss"]
     assert full["final_score"]["seconds"] == 0.0
@@ -99,6 +101,11 @@ def test_subset_during_the_run_whole_set_for_the_final_score(tiny_config, tmp_pa
     sub_curve = [r["eval_loss"] for r in read_metrics(tmp_path / "sub") if "eval_loss" in r]
     all_curve = [r["eval_loss"] for r in read_metrics(tmp_path / "all") if "eval_loss" in r]
     assert len(sub_curve) == len(all_curve) and sub_curve != pytest.approx(all_curve)
+    # and the subset changes nothing in training: the same model is trained either way (the
+    # same steps, the same random draws), so a smaller subset keeps a run's outcome
+    train = [[r["train_loss"] for r in read_metrics(tmp_path / d) if "train_loss" in r]
+             for d in ("sub", "all")]
+    assert train[0] == train[1]
 
 
 def test_a_pruned_trial_is_not_scored(tiny_config, tmp_path):
