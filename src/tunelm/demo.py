@@ -16,7 +16,7 @@ scores under compare/, demo.json with both tables and the time each part took, a
 The CPU sizing: every trial is capped at the same number of steps (`steps`, 40 by default: 160
 examples at batch 4), evaluated 4 times on the held-out set; that cap is the only change to the
 recommended config apart from a shorter eval set, and it is the same for every trial. The
-evaluations at eval steps use 12 of the held-out examples (the same 12 in every trial); a run
+evaluations at eval steps use 10 of the held-out examples (the same 10 in every trial); a run
 that finishes is scored on all of them, and the search chooses on that score.
 """
 
@@ -33,7 +33,7 @@ from .files import write_text_atomic
 
 log = logging.getLogger("tunelm.demo")
 LR, RANK, WARMUP = "train.learning_rate", "lora.r", "train.warmup_ratio"
-PRUNING_EXAMPLES = 12  # the held-out examples of the evaluations at eval steps
+PRUNING_EXAMPLES = 10  # the held-out examples of the evaluations at eval steps
 
 
 @dataclass
@@ -64,8 +64,8 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
     # 4 evaluations a run: the curve pruner needs 2 in a row behind, so a loser stops at half
     raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 4))
     # runs judge themselves by eval loss; exact match is scored once per model at the end.
-    # The evaluations at eval steps (what the curve pruner reads) use 12 of the held-out
-    # examples, the same 12 in every trial: a fifth of the cost of the 40, enough to see a
+    # The evaluations at eval steps (what the curve pruner reads) use 10 of the held-out
+    # examples, the same 10 in every trial: a quarter of the cost of the 40, enough to see a
     # rate fall behind by +18% (docs/benchmarks.md); the run that finishes is scored on all 40
     # and the search chooses on that (eval.pruning_examples)
     raw["eval"] = {"metric": "none", "max_examples": eval_size, "batch_size": 20,
