@@ -13,9 +13,10 @@ once per process, outside the clocks (a search worker loads it once). The clocks
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval_cost.py --src OLD/src --label before
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/eval_cost.py --label after
     .venv/bin/python benchmarks/eval_cost.py --what probe ...   # the probe alone (~2 min)
+    .venv/bin/python benchmarks/eval_cost.py --what generate ...  # generation alone (base model)
     .venv/bin/python benchmarks/eval_cost.py --trial-dir runs/demo/trials/*   # a demo's runs
 
-Writes benchmarks/data/eval_cost_<label>.json.
+Writes benchmarks/data/eval_cost_<label>_<what>.json.
 """
 
 from __future__ import annotations
@@ -65,6 +66,18 @@ cfg = from_dict(raw)
 t = time.perf_counter()
 loaded = SharedBase().get(cfg.model)
 load_s = time.perf_counter() - t
+if args["what"] == "generate":  # the base model's greedy answers to the 40 held-out prompts
+    from tunelm.data import prepare
+    model, tok = loaded
+    data = prepare(tok, cfg.data, work)
+    pairs = task_eval.prompts_and_answers(tok, data.eval_records, cfg.data, 40)
+    t = time.perf_counter()
+    outs = task_eval.generate(model, tok, [p for p, _ in pairs], cfg.eval.max_new_tokens,
+                              cfg.eval.batch_size, "cpu", "fp32")
+    print(json.dumps({"generate_seconds": time.perf_counter() - t, "prompts": len(pairs),
+                      "batch_size": cfg.eval.batch_size, "max_new_tokens": cfg.eval.max_new_tokens,
+                      "chars_out": sum(map(len, outs))}))
+    sys.exit(0)
 t = time.perf_counter()
 result = run_trial(cfg, work / "run", loaded=loaded, progress=False, fraction=args["fraction"])
 wall = time.perf_counter() - t
@@ -82,13 +95,14 @@ def measure(src: str, what: str, steps: int, threads: int) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": src}
     with tempfile.TemporaryDirectory() as work:
-        args = {"work": work, "steps": steps, "fraction": fraction, "metric": metric}
+        args = {"work": work, "steps": steps, "fraction": fraction, "metric": metric,
+                "what": what}
         done = subprocess.run([sys.executable, "-c", CHILD, src, json.dumps(args)], env=env,
                               capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"the {what} run failed:\n{done.stderr[-3000:]}")
     raw = json.loads(done.stdout.strip().splitlines()[-1])
-    return split(raw)
+    return raw if what == "generate" else split(raw)
 
 
 def split(raw: dict) -> dict:
@@ -143,7 +157,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--src", default=str(ROOT / "src"), help="the checkout's src/ to measure")
     ap.add_argument("--label", default="after", help="names the output file")
-    ap.add_argument("--what", choices=("probe", "full", "both"), default="both")
+    ap.add_argument("--what", choices=("probe", "full", "both", "generate"), default="both",
+                    help="generate: the base model's answers to the 40 held-out prompts alone")
     ap.add_argument("--steps", type=int, default=40, help="the demo's steps per run")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", 1)))
     ap.add_argument("--trial-dir", nargs="+", help="only split these finished trials (their "
@@ -156,10 +171,11 @@ def main(argv=None) -> None:
     commit = subprocess.run(["git", "-C", args.src, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     out = {"src_commit": commit, "threads": args.threads, "load_average": os.getloadavg()}
-    path = ROOT / "benchmarks" / "data" / f"eval_cost_{args.label}.json"
+    path = ROOT / "benchmarks" / "data" / f"eval_cost_{args.label}_{args.what}.json"
     for what in (("probe", "full") if args.what == "both" else (args.what,)):
         out[what] = measure(args.src, what, args.steps, args.threads)
-        print(what, json.dumps(out[what]["seconds"]), json.dumps(out[what]["share"]), flush=True)
+        print(what, json.dumps(out[what].get("seconds")), json.dumps(out[what].get("share")),
+              json.dumps(out[what].get("generate_seconds")), flush=True)
         out["load_average_after"] = os.getloadavg()
         path.write_text(json.dumps(out, indent=2) + "\n")  # each part as soon as it is measured
     print(f"written {path}")
