@@ -85,8 +85,17 @@ def score_best(cfg, out: Path, trained, model, tokenizer, data, device: str,
                                device, precision)
     if final is not None:
         final["generate_seconds"] = round(time.perf_counter() - started, 2) if task else 0.0
+    log.info("task metrics of the best checkpoint: %s", brief(task))
     if rows:
         with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return final, task
+
+
+def brief(task: dict) -> str:
+    """Task metrics in a log line: exact match and parse rate where there are."""
+    if not task:
+        return "none"
+    keys = [k for k in ("exact_match", "parse_rate") if task.get(k) is not None]
+    return ", ".join(f"{k} {task[k]:.3f}" for k in keys) or "none"

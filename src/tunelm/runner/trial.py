@@ -39,7 +39,7 @@ from ..logs import trial_log
 from ..plan import plan_steps
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
-from .final_score import intermediate_eval_set, score_best, was_pruned
+from .final_score import brief, intermediate_eval_set, score_best, was_pruned
 from .launch import ddp_fields, in_ranks, run_on_ranks
 from .preflight import check_inputs, write_crash
 from .task_eval import evaluate_task
@@ -165,7 +165,7 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         if cfg.eval.baseline:
             baseline, _ = evaluate_task(base, tokenizer, data.eval_records, cfg.data, cfg.eval,
                                         device, precision)
-            log.info("baseline task metrics: %s", _brief(baseline))
+            log.info("baseline task metrics: %s", brief(baseline))
 
         set_seed(cfg.train.seed)  # adapters start the same whatever ran before
         # a base lent by a worker goes back unchanged when the trial ends, however it ends
@@ -184,7 +184,6 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         if trained.ok and not was_pruned(callbacks):  # nothing reads a pruned trial's score
             final, task = score_best(cfg, out, trained, model, tokenizer, data, device,
                                      precision, whole=fraction >= 1)
-            log.info("task metrics of the best checkpoint: %s", _brief(task))
         wall = time.time() - started
         result = {
             "status": "ok" if trained.ok else "failed",
@@ -193,7 +192,6 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
             "best_step": trained.keeper.best_step,
             "final_eval_loss": _clean(trained.keeper.last_loss),
             "final_step": trained.step,
-            # the losses above: on the eval_examples.pruning subset; final_score: on all
             "eval_examples": {"pruning": trained.eval_examples, "final": len(data.eval)},
             "final_score": final,
             "task_metrics": task,
@@ -333,13 +331,6 @@ def _throughput(metrics: MetricsWriter, wall: float) -> dict:
 
 def _clean(x):
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
-
-
-def _brief(task: dict) -> str:
-    if not task:
-        return "none"
-    keys = [k for k in ("exact_match", "parse_rate") if task.get(k) is not None]
-    return ", ".join(f"{k} {task[k]:.3f}" for k in keys) or "none"
 
 
 __all__ = ["run_trial", "training_arguments", "training_kwargs"]
