@@ -50,8 +50,17 @@ def intermediate_eval_set(cfg, eval_rows):
 
 def was_pruned(callbacks) -> bool:
     """Whether a pruner among `callbacks` stopped the run (it sets `pruned_at`): a pruned trial
-    is not scored, since nothing reads a pruned trial's score."""
-    return any(getattr(cb, "pruned_at", None) is not None for cb in callbacks)
+    is not scored, since nothing reads a pruned trial's score. On several ranks every rank
+    takes rank 0's answer (only rank 0 holds the pruner), so none waits alone in the final
+    pass's collective."""
+    pruned = any(getattr(cb, "pruned_at", None) is not None for cb in callbacks)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        decision = [pruned]
+        dist.broadcast_object_list(decision, src=0)
+        pruned = decision[0]
+    return pruned
 
 
 def score_best(cfg, out: Path, trained, model, tokenizer, data, device: str,

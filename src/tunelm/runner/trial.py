@@ -180,8 +180,8 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         tracker = stack.enter_context(tracking(cfg, out, run))
         trained = _train(cfg, out, model, tokenizer, data, plan, precision, device, run,
                          callbacks, progress, resume_from, save_state_to)
-        final, task = None, {}
-        if trained.ok and not was_pruned(callbacks):  # nothing reads a pruned trial's score
+        final, task, pruned = None, {}, was_pruned(callbacks)  # (every rank asks)
+        if trained.ok and not pruned:  # nothing reads a pruned trial's score
             final, task = score_best(cfg, out, trained, model, tokenizer, data, device,
                                      precision, whole=fraction >= 1)
         wall = time.time() - started
