@@ -14,6 +14,7 @@ def test_the_documented_example_runs(tmp_path, monkeypatch, capsys):
     exec(compile(code, "docs/python_api.md", "exec"), scope)
     result, study = scope["result"], scope["study"]
     assert result.status == "ok" and result.best_eval_loss is not None
+    assert result.final_score == result.raw["final_score"] and result.final_score["examples"] > 0
     assert (tmp_path / "runs" / "api-train" / "result.json").exists()
     assert result.raw["data"]["train"]["format"] == "prompt_completion"
     assert len([t for t in study.trials if not t.get("not_run")]) == 2

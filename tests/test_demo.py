@@ -49,7 +49,8 @@ def test_tables_say_what_each_row_is():
     text = table(rows)
     assert "87.5%" in text and "1.32e-03" in text and "no neighbour beat it" in text
     tried = [{"trial": 2, "tag": "lr", "learning_rate": 4.17e-4, "rank": 16, "warmup": 0.1,
-              "state": "PRUNED", "eval_loss": 0.31, "steps": 20, "seconds": 41.0,
-              "why_stopped": "curve pruner: behind"}]
+              "state": "PRUNED", "eval_loss": 0.31, "eval_examples": 12, "steps": 20,
+              "seconds": 41.0, "why_stopped": "curve pruner: behind"}]
     line = tried_table(tried).splitlines()[1]
     assert "4.17e-04" in line and "PRUNED" in line and "20" in line and "curve pruner" in line
+    assert "0.3100  12" in line  # the loss and how many held-out examples it is on

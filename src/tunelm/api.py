@@ -34,12 +34,13 @@ class TrainResult:
     final_eval_loss: float | None
     task_metrics: dict
     wall_seconds: float
+    final_score: dict | None = None  # the best checkpoint on the whole eval set (result.json)
     raw: dict = field(repr=False, default_factory=dict)
 
     @classmethod
     def from_result(cls, run_dir: Path, result: dict) -> TrainResult:
         names = ("status", "stop_reason", "best_eval_loss", "best_step", "final_eval_loss",
-                 "task_metrics", "wall_seconds")
+                 "task_metrics", "wall_seconds", "final_score")
         return cls(Path(run_dir), **{n: result.get(n) for n in names}, raw=result)
 
 

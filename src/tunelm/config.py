@@ -182,6 +182,11 @@ class EvalConfig:
     max_examples: int = _f(60, "generate on at most this many eval examples")
     max_new_tokens: int = _f(128, "generation length cap")
     batch_size: int = _f(16, "generation batch")
+    pruning_examples: int | None = _f(
+        64, "the intermediate evaluations (the eval loss that pruning, early stopping and the "
+        "best checkpoint read) use a fixed seeded subset of this many eval examples; the best "
+        "checkpoint is then scored on the whole eval set (empty: all, every time)"
+    )
     baseline: bool = _f(False, "also score the base model before training")
 
 

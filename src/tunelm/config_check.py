@@ -205,6 +205,10 @@ def _eval(p: _Problems, e: EvalConfig) -> None:
     p.positive("eval.max_examples", e.max_examples, allow_zero=True)
     p.positive("eval.max_new_tokens", e.max_new_tokens)
     p.positive("eval.batch_size", e.batch_size)
+    k = e.pruning_examples
+    p.check(k is None or (_num(k) and k >= 1),
+            f"eval.pruning_examples must be >= 1 (or empty: every evaluation on the whole eval "
+            f"set), got {k!r}")
 
 
 def _sharding(p: _Problems, cfg: Config) -> None:

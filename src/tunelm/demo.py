@@ -15,7 +15,9 @@ scores under compare/, demo.json with both tables and the time each part took, a
 
 The CPU sizing: every trial is capped at the same number of steps (`steps`, 40 by default: 160
 examples at batch 4), evaluated 4 times on the held-out set; that cap is the only change to the
-recommended config apart from a shorter eval set, and it is the same for every trial.
+recommended config apart from a shorter eval set, and it is the same for every trial. The
+evaluations at eval steps use 10 of the held-out examples (the same 10 in every trial); a run
+that finishes is scored on all of them, and the search chooses on that score.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .files import write_text_atomic
 
 log = logging.getLogger("tunelm.demo")
 LR, RANK, WARMUP = "train.learning_rate", "lora.r", "train.warmup_ratio"
+PRUNING_EXAMPLES = 10  # the held-out examples of the evaluations at eval steps
 
 
 @dataclass
@@ -60,9 +63,13 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
     raw["data"].pop("task", None)
     # 4 evaluations a run: the curve pruner needs 2 in a row behind, so a loser stops at half
     raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 4))
-    # runs judge themselves by eval loss; exact match is scored once per model at the end
+    # runs judge themselves by eval loss; exact match is scored once per model at the end.
+    # The evaluations at eval steps (what the curve pruner reads) use 10 of the held-out
+    # examples, the same 10 in every trial: a quarter of the cost of the 40, enough to see a
+    # rate fall behind by +18% (docs/benchmarks.md); the run that finishes is scored on all 40
+    # and the search chooses on that (eval.pruning_examples)
     raw["eval"] = {"metric": "none", "max_examples": eval_size, "batch_size": 20,
-                   "max_new_tokens": 96}
+                   "max_new_tokens": 96, "pruning_examples": min(PRUNING_EXAMPLES, eval_size)}
     raw["search"] = {"strategy": "adaptive", "pruner": "none", "curve_pruner": True,
                      "trials": trials, "timeout_minutes": None, "keep_top": trials}
     return from_dict(raw), to_text(rec)
@@ -149,8 +156,10 @@ def compare(search, eval_file: str, out: Path) -> list[dict]:
 
 
 def tried_rows(trials: list[dict]) -> list[dict]:
-    """Every trial the search ran: its values, how it ended, the best eval loss it reached on
-    the held-out set before it ended (its result.json) and its cost."""
+    """Every trial the search ran: its values, how it ended, its eval loss and its cost. The
+    eval loss of a run that finished is its final score on the whole held-out set (what the
+    search chose on); of a stopped one, the best it reached at its evaluations, on the
+    pruning subset; `eval_examples` says on how many examples."""
     out = []
     for t in trials:
         if t.get("not_run"):
@@ -158,9 +167,14 @@ def tried_rows(trials: list[dict]) -> list[dict]:
         p = t["params"] or {}
         done = Path(t["trial_dir"] or "") / "result.json"
         result = json.loads(done.read_text()) if t["trial_dir"] and done.exists() else {}
+        final = result.get("final_score") or {}
+        on = (result.get("eval_examples") or {}).get("pruning")
+        loss = result.get("best_eval_loss", t["value"])
+        if final.get("eval_loss") is not None:
+            loss, on = final["eval_loss"], final["examples"]
         out.append({"trial": t["number"], "tag": t["tag"], "learning_rate": p.get(LR),
                     "rank": p.get(RANK), "warmup": p.get(WARMUP), "state": t["state"],
-                    "eval_loss": result.get("best_eval_loss", t["value"]),
+                    "eval_loss": loss, "eval_examples": on,
                     "steps": result.get("final_step"), "seconds": t["cost_seconds"],
                     "why_stopped": t["prune_reason"]})
     return out
@@ -197,14 +211,16 @@ def table(rows: list[dict]) -> str:
 
 
 def tried_table(tried: list[dict]) -> str:
-    """The search's trials as a terminal table (eval loss: the best the trial reached on the
-    held-out set before it ended)."""
+    """The search's trials as a terminal table (eval loss: a finished run's final score, a
+    stopped one's best at its evaluations; `on`: how many held-out examples it is on)."""
     lines = [f"{'trial':>5}  {'learning rate':>13} {'rank':>4} {'state':<9} {'steps':>5} "
-             f"{'eval loss':>10} {'seconds':>7}  why it stopped"]
+             f"{'eval loss':>10} {'on':>3} {'seconds':>7}  why it stopped"]
     for t in tried:
         lr = "" if t["learning_rate"] is None else f"{t['learning_rate']:.2e}"
         loss = "n/a" if t["eval_loss"] is None else f"{t['eval_loss']:.4f}"
         secs = "" if t["seconds"] is None else f"{t['seconds']:.0f}"
+        on = t.get("eval_examples") or ""
         lines.append(f"{t['trial']:>5}  {lr:>13} {t['rank'] or '':>4} {t['state']:<9} "
-                     f"{t['steps'] or '':>5} {loss:>10} {secs:>7}  {t['why_stopped'] or ''}")
+                     f"{t['steps'] or '':>5} {loss:>10} {on:>3} {secs:>7}  "
+                     f"{t['why_stopped'] or ''}")
     return "\n".join(lines)

@@ -13,7 +13,8 @@ from ..tasks.metrics import brief as brief_scores
 
 
 def trial_result(trained, task: dict, baseline: dict, wall: float, *, device: str,
-                 precision: str, params: tuple[int, int], plan, data, out: Path) -> dict:
+                 precision: str, params: tuple[int, int], plan, data, out: Path,
+                 final: dict | None = None) -> dict:
     """The result dict of a trial `trained` (runner.trial._Trained) over `wall` seconds."""
     trainable, total = params
     return {
@@ -23,6 +24,8 @@ def trial_result(trained, task: dict, baseline: dict, wall: float, *, device: st
         "best_step": trained.keeper.best_step,
         "final_eval_loss": clean(trained.keeper.last_loss),
         "final_step": trained.step,
+        "eval_examples": {"pruning": trained.eval_examples, "final": len(data.eval)},
+        "final_score": final,  # the best checkpoint on the whole eval set (final_score.py)
         "task_metrics": task,
         "baseline_task_metrics": baseline,
         **throughput(trained.metrics, wall),

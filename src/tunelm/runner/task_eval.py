@@ -35,20 +35,31 @@ def prompts_and_answers(tokenizer, records: list[Record], data_cfg, limit: int):
     return pairs
 
 
+def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices of `lengths` in batches of at most `batch_size`, shortest first: prompts of like
+    length share a batch, so left padding (computed, then thrown away) stays small."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int,
              device: str, precision: str) -> list[str]:
+    """Greedy completions of `prompts`, in their order: batched by prompt length, each batch
+    ending when every sequence has produced EOS (`generate` stops there by itself)."""
     import torch
 
     was_training = model.training
     model.eval()
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    outputs: list[str] = []
+    outputs: list[str] = [""] * len(prompts)
+    where = model.device if hasattr(model, "device") else device
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     try:
-        for i in range(0, len(prompts), batch_size):
-            chunk = prompts[i : i + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(model.device if hasattr(model, "device") else device) for k, v in enc.items()}
+        for batch in length_batches(lengths, batch_size):
+            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
+                            add_special_tokens=False)
+            enc = {k: v.to(where) for k, v in enc.items()}
             with torch.no_grad(), autocast(device, precision):
                 out = model.generate(
                     **enc,
@@ -58,7 +69,8 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_si
                     eos_token_id=tokenizer.eos_token_id,
                 )
             new = out[:, enc["input_ids"].shape[1] :]
-            outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
+            for i, text in zip(batch, tokenizer.batch_decode(new, skip_special_tokens=True)):
+                outputs[i] = text
     finally:
         tokenizer.padding_side = side
         model.train(was_training)

@@ -3,7 +3,9 @@ best checkpoint, score the task, and leave a directory that explains itself:
 
     config.yaml      the fully resolved config
     metrics.jsonl    one JSON object per logged step (train) and per evaluation (eval)
-    result.json      best/final eval loss, task metrics, stop reason, cost, throughput, memory
+    result.json      best/final eval loss (on the eval_examples.pruning subset), the best
+                     checkpoint's final_score on the whole eval set (the objective),
+                     task metrics, stop reason, cost, throughput, memory
     predictions.jsonl  per-example generations of the best checkpoint
     train.log        the grep-able step lines
     best/            the best adapter (or weights), reloadable with PEFT / Transformers
@@ -27,7 +29,6 @@ from ..base_model import (
     count_parameters,
     device_type,
     load_base_model,
-    load_best,
     resolve_precision,
 )
 from ..config import Config
@@ -40,10 +41,11 @@ from . import checkpoint, preempt
 from .arguments import training_arguments, training_kwargs
 from .callbacks import BestKeeper, HealthGuard, MetricsWriter, Progress
 from .devices import check_devices, visible
+from .final_score import intermediate_eval_set, score_best, was_pruned
 from .launch import in_ranks, rank, run_on_ranks
 from .preflight import check_inputs, write_crash
 from .result import brief, trial_result
-from .sharding import is_sharded_model, save_model, shard_on_cpu, sharded
+from .sharding import save_model, shard_on_cpu, sharded
 from .task_eval import evaluate_task
 from .tracking import RunInfo, plain_run, tracking
 
@@ -148,12 +150,13 @@ def _run(cfg: Config, out: Path, loaded, callbacks, progress, fraction, resume_f
         if trained.stop_reason == "preempted":
             shutil.rmtree(out / "hf", ignore_errors=True)
             raise _preempted(trained, resume)
-        task = {}
-        if trained.ok:
-            task = _score_best(cfg, out, model, tokenizer, data, device, precision)
+        final, task, pruned = None, {}, was_pruned(callbacks)  # (every rank asks)
+        if trained.ok and not pruned:  # nothing reads a pruned trial's score
+            final, task = score_best(cfg, out, trained, model, tokenizer, data, device,
+                                     precision, whole=fraction >= 1)
         wall = time.time() - started
         result = trial_result(trained, task, baseline, wall, device=device, precision=precision,
-                              params=params, plan=plan, data=data, out=out)
+                              params=params, plan=plan, data=data, out=out, final=final)
         if tracker is not None:
             tracker.finish(result)  # its summary, and result["tracking"]: where the run is
         write_json(out / "result.json", result)
@@ -214,6 +217,8 @@ class _Trained:
     stop_reason: str
     error: BaseException | None
     resumed_from: int = 0  # the checkpoint's step, when it resumed from one
+    trainer: object = None
+    eval_examples: int = 0  # the intermediate evaluations' examples
 
     @property
     def ok(self) -> bool:
@@ -250,11 +255,13 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
     metrics, guard, keeper = _ours(cfg, out, model, tokenizer, resume)
     args = training_arguments(cfg, plan, out, precision, device, run)
     shard_on_cpu(model, cfg, device)  # fsdp on gloo ranks; on CUDA the Trainer shards (args)
+    # what pruning and early stopping read: a seeded subset of the eval set (final_score.py)
+    eval_rows, eval_examples = intermediate_eval_set(cfg, data.eval)
     trainer = Trainer(
         model=model,
         args=args,
         train_dataset=ListDataset(data.train),
-        eval_dataset=ListDataset(data.eval),
+        eval_dataset=ListDataset(eval_rows),
         data_collator=Collator(tokenizer.pad_token_id),
         # packed batches carry no attention mask: the Trainer counts tokens through the tokenizer
         processing_class=tokenizer,
@@ -306,21 +313,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
 
         save_training_state(trainer, model, Path(save_state_to))  # the last weights
     return _Trained(metrics, guard, keeper, step, stop_reason, error,
-                    resume.step if resume is not None else 0)
-
-
-def _score_best(cfg: Config, out: Path, model, tokenizer, data, device, precision) -> dict:
-    """The task metrics of the best checkpoint (put back on `model`); predictions.jsonl."""
-    if (out / "best").exists() and not is_sharded_model(model):  # sharded: no task metrics
-        load_best(model, out / "best", cfg.model.method)
-    task, rows = evaluate_task(model, tokenizer, data.eval_records, cfg.data, cfg.eval,
-                               device, precision)
-    if rows:
-        with open(out / "predictions.jsonl", "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    log.info("task metrics of the best checkpoint: %s", brief(task))
-    return task
+                    resumed_from=resume.step if resume is not None else 0, trainer=trainer,
+                    eval_examples=eval_examples)
 
 
 __all__ = ["run_trial", "training_arguments", "training_kwargs"]

@@ -76,8 +76,9 @@ def value_of(objective: str, direction: str, result: dict) -> float:
     """A finished trial's objective value from its result.json. A score the metric did not
     return is bad input (ConfigError naming search.objective and what it returned); a score of
     no examples (None) is the worst value."""
-    if objective == LOSS:
-        loss = result.get("best_eval_loss")
+    if objective == LOSS:  # the best checkpoint on the whole eval set (runner/final_score.py);
+        # the run's best on the pruning subset where it has none (a probe, an older result)
+        loss = (result.get("final_score") or {}).get("eval_loss", result.get("best_eval_loss"))
         return float(loss) if loss is not None else float("inf")
     task = result.get("task_metrics") or {}
     if objective not in task:

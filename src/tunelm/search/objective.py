@@ -243,6 +243,9 @@ class TrialObjective:
         curve = _train_curve(trial.user_attrs.get("trial_dir"))
         if curve:
             trial.set_user_attr("train_curve", curve)
+        final = result.get("final_score") or {}
+        if final.get("eval_loss") is not None:
+            trial.set_user_attr("final_score_eval_loss", final["eval_loss"])
         task = result.get("task_metrics") or {}
         if "exact_match" in task:
             trial.set_user_attr("exact_match", task["exact_match"])
