@@ -118,11 +118,11 @@ def test_a_pruned_trial_is_not_scored(tiny_config, tmp_path):
 
 
 def test_a_probe_is_judged_on_its_subset_curve(tiny_config, tmp_path):
-    from tunelm.search.objective import TrialObjective
+    from tunelm.search.goal import value_of
 
     cfg = tiny_config(eval={"pruning_examples": 4})
     result = run_trial(cfg, tmp_path / "probe", progress=False, fraction=0.5)
     assert result["final_step"] == 6 and result["final_score"] is None
     # its value in a study: its best on the subset, the one figure it has
-    value = TrialObjective.value_of(type("O", (), {"objective": "eval_loss"})(), result)
+    value = value_of("eval_loss", "minimize", result)
     assert value == result["best_eval_loss"]
