@@ -295,6 +295,17 @@ def test_the_value_of_a_trial():
         goal.value_of("recall", "maximize", result)
 
 
+def test_the_eval_loss_objective_is_the_whole_sets_final_score_where_there_is_one():
+    """The curve's best is on the pruning subset; a finished run's value is its best checkpoint
+    on the whole eval set (runner/final_score.py), a probe's (no final score) its curve's."""
+    scored = {"best_eval_loss": 1.25, "final_score": {"eval_loss": 1.5, "examples": 40}}
+    assert goal.value_of("eval_loss", "minimize", scored) == 1.5
+    assert goal.value_of("eval_loss", "minimize", {"best_eval_loss": 1.25,
+                                                   "final_score": None}) == 1.25
+    unscored = {"best_eval_loss": 1.25, "final_score": {"note": "not scored under fsdp"}}
+    assert goal.value_of("eval_loss", "minimize", unscored) == 1.25
+
+
 def test_the_pruning_note_says_what_is_read_and_why():
     assert "eval_loss, the objective" in goal.pruning_note("eval_loss", "minimize")
     note = goal.pruning_note("rougeL", "maximize")
