@@ -44,6 +44,12 @@ def said(proc, code: int, *needles: str) -> str:
     return err
 
 
+def refused(tmp_path: Path, sets: list[str], *needles: str, timeout: float = 120) -> None:
+    """`tunelm train` with `sets` into tmp_path/r: exit 2 with `needles` said, nothing created."""
+    said(tunelm(*train_args(tmp_path / "r", *sets), cwd=tmp_path, timeout=timeout), 2, *needles)
+    assert not (tmp_path / "r").exists()
+
+
 def train_args(out: Path, *sets: str) -> list[str]:
     argv = ["train", TINY, "--out", str(out), "--set", "data.max_length=64"]
     for s in sets:
@@ -62,87 +68,60 @@ def data(tmp_path) -> Path:
 def test_fifo_as_data_train(tmp_path):
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={fifo}"), cwd=tmp_path, timeout=60)
-    said(proc, 2, str(fifo), "not a regular file")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={fifo}"], str(fifo), "not a regular file", timeout=60)
 
 
 def test_fifo_as_data_eval(tmp_path, data):
     fifo = tmp_path / "pipe.jsonl"
     os.mkfifo(fifo)
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={data}", f"data.eval={fifo}"),
-                  cwd=tmp_path, timeout=60)
-    said(proc, 2, "not a regular file")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={data}", f"data.eval={fifo}"],
+            "not a regular file", timeout=60)
 
 
 def test_char_device_as_data(tmp_path):
-    proc = tunelm(*train_args(tmp_path / "r", "data.train=/dev/null"), cwd=tmp_path, timeout=60)
-    said(proc, 2, "/dev/null", "not a regular file")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, ["data.train=/dev/null"], "/dev/null", "not a regular file", timeout=60)
 
 
 def test_directory_without_data_files(tmp_path):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "notes.txt").write_text("x")
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={tmp_path / 'd'}"), cwd=tmp_path)
-    said(proc, 2, "holds no")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={tmp_path / 'd'}"], "holds no")
 
 
 def test_directory_named_like_a_data_file(tmp_path):
     (tmp_path / "train.jsonl").mkdir()
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={tmp_path / 'train.jsonl'}"),
-                  cwd=tmp_path)
-    said(proc, 2, "train.jsonl")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={tmp_path / 'train.jsonl'}"], "train.jsonl")
 
 
 def test_dangling_symlink_as_data(tmp_path):
     link = tmp_path / "train.jsonl"
     link.symlink_to(tmp_path / "gone.jsonl")
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={link}"), cwd=tmp_path)
-    said(proc, 2, "does not exist")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={link}"], "does not exist")
 
 
 def test_missing_data_file(tmp_path):
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={tmp_path / 'nope.jsonl'}"),
-                  cwd=tmp_path)
-    said(proc, 2, "nope.jsonl", "does not exist")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={tmp_path / 'nope.jsonl'}"], "nope.jsonl", "does not exist")
 
 
 def test_empty_data_file(tmp_path):
     (tmp_path / "train.jsonl").write_text("")
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={tmp_path / 'train.jsonl'}"),
-                  cwd=tmp_path)
-    said(proc, 2, "is empty")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={tmp_path / 'train.jsonl'}"], "is empty")
 
 
 def test_binary_data_file(tmp_path):
     (tmp_path / "train.jsonl").write_bytes(b"\xff\xfe\x00\x81garbage\x00\n" * 20)
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={tmp_path / 'train.jsonl'}"),
-                  cwd=tmp_path)
-    said(proc, 2, "train.jsonl")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={tmp_path / 'train.jsonl'}"], "train.jsonl")
 
 
 def test_truncated_jsonl_line(tmp_path):
     path = write_jsonl(tmp_path / "train.jsonl", arithmetic_rows(8, 0))
     path.write_text(path.read_text() + '{"messages": [{"role": "us')
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={path}"), cwd=tmp_path)
-    said(proc, 2, "train.jsonl:9")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={path}"], "train.jsonl:9")
 
 
 def test_unsupported_extension(tmp_path):
     (tmp_path / "train.txt").write_text("hello\n")
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={tmp_path / 'train.txt'}"),
-                  cwd=tmp_path)
-    said(proc, 2, "unsupported extension")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={tmp_path / 'train.txt'}"], "unsupported extension")
 
 
 # ---- config -------------------------------------------------------------------------------
@@ -189,10 +168,8 @@ def test_config_binary(tmp_path):
 
 
 def test_config_bad_value_and_unknown_field(tmp_path):
-    proc = tunelm(*train_args(tmp_path / "r", "train.learning_rate=-1", "train.batch_sise=4"),
-                  cwd=tmp_path)
-    said(proc, 2, "2 problems", "train.learning_rate must be > 0", "batch_sise")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, ["train.learning_rate=-1", "train.batch_sise=4"],
+            "2 problems", "train.learning_rate must be > 0", "batch_sise")
 
 
 def test_out_is_an_existing_file(tmp_path, data):
@@ -232,34 +209,24 @@ def test_truncated_gguf(tmp_path, data):
 
 
 def test_missing_gguf(tmp_path, data):
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={data}",
-                              f"model.name={tmp_path / 'm.gguf'}"), cwd=tmp_path)
-    said(proc, 2, "does not exist")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={data}", f"model.name={tmp_path / 'm.gguf'}"],
+            "does not exist")
 
 
 def test_model_directory_without_config(tmp_path, data):
     (tmp_path / "m").mkdir()
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={data}",
-                              f"model.name={tmp_path / 'm'}"), cwd=tmp_path)
-    said(proc, 2, "no config.json")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={data}", f"model.name={tmp_path / 'm'}"], "no config.json")
 
 
 def test_model_directory_with_broken_config(tmp_path, data):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text('{"model_type": "llama", ')
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={data}",
-                              f"model.name={tmp_path / 'm'}"), cwd=tmp_path)
-    said(proc, 2, "could not be loaded")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={data}", f"model.name={tmp_path / 'm'}"],
+            "could not be loaded")
 
 
 def test_qlora_names_its_extra(tmp_path, data):
-    proc = tunelm(*train_args(tmp_path / "r", f"data.train={data}", "model.method=qlora"),
-                  cwd=tmp_path)
-    said(proc, 2, "model.method qlora")
-    assert not (tmp_path / "r").exists()
+    refused(tmp_path, [f"data.train={data}", "model.method=qlora"], "model.method qlora")
 
 
 # ---- storage: drivers, URLs and study databases ---------------------------------------------
