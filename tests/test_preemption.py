@@ -73,6 +73,19 @@ def assert_same_curve(resumed: Path, whole: Path, steps: int = STEPS) -> None:
     assert not (resumed / "resume").exists()  # finished: the checkpoint is gone
 
 
+def signalled_train(cfg, tmp_path: Path, after: int, sig=signal.SIGTERM, reference=None):
+    """The uninterrupted run of `reference` (default `cfg`) in tmp_path/whole, then `tunelm
+    train` of `cfg` into tmp_path/run, sent `sig` once metrics.jsonl has `after` rows:
+    (whole, the config file, out, exit code, stderr)."""
+    whole = tmp_path / "whole"
+    run_trial(reference or cfg, whole, progress=False)
+    config = write_config(cfg, tmp_path / "c.yaml")
+    out = tmp_path / "run"
+    proc = tunelm("train", str(config), "--out", str(out), cwd=tmp_path)
+    signal_after(proc, out / "metrics.jsonl", after, sig=sig)
+    return (whole, config, out, *finish(proc))
+
+
 @pytest.fixture
 def cfg(tiny_config):
     # dropout on: the resumed run must also restore the RNG to draw the same masks
@@ -81,13 +94,7 @@ def cfg(tiny_config):
 
 
 def test_sigterm_saves_and_the_same_command_resumes_the_same_curve(cfg, tmp_path):
-    whole = tmp_path / "whole"
-    run_trial(cfg, whole, progress=False)
-    config = write_config(cfg, tmp_path / "c.yaml")
-    out = tmp_path / "run"
-    proc = tunelm("train", str(config), "--out", str(out), cwd=tmp_path)
-    signal_after(proc, out / "metrics.jsonl", 8)
-    code, err = finish(proc)
+    whole, config, out, code, err = signalled_train(cfg, tmp_path, 8)
     assert code == 75, err
     assert "stopped by SIGTERM at step" in err and "run the same command again" in err
     state = json.loads((out / "resume" / "tunelm-checkpoint.json").read_text())
@@ -107,15 +114,10 @@ def test_sigterm_saves_and_the_same_command_resumes_the_same_curve(cfg, tmp_path
 
 
 def test_a_killed_run_resumes_from_its_last_periodic_checkpoint(cfg, tmp_path):
-    whole = tmp_path / "whole"
-    run_trial(cfg, whole, progress=False)
     # a checkpoint after every step or so (0.1 s): SIGKILL gives no notice, the last one counts
     often = apply(cfg, {"train.checkpoint_minutes": 0.002})
-    config = write_config(often, tmp_path / "c.yaml")
-    out = tmp_path / "run"
-    proc = tunelm("train", str(config), "--out", str(out), cwd=tmp_path)
-    signal_after(proc, out / "metrics.jsonl", 12, sig=signal.SIGKILL)
-    finish(proc)
+    whole, config, out, _, _ = signalled_train(often, tmp_path, 12, sig=signal.SIGKILL,
+                                               reference=cfg)
     saved = json.loads((out / "resume" / "tunelm-checkpoint.json").read_text())["step"]
     assert 0 < saved < STEPS
     code, err = finish(tunelm("train", str(config), "--out", str(out), cwd=tmp_path))
@@ -185,13 +187,7 @@ def test_two_ranks_save_on_sigterm_and_resume_with_every_ranks_rng(tiny_config, 
     # dropout on: each rank draws its own masks, so each rank's RNG state must come back
     cfg = tiny_config(train={"max_steps": 12, "eval_steps": 4, "batch_size": 4, "devices": 2},
                       lora={"dropout": 0.1})
-    whole = tmp_path / "whole"
-    run_trial(cfg, whole, progress=False)
-    config = write_config(cfg, tmp_path / "c.yaml")
-    out = tmp_path / "run"
-    proc = tunelm("train", str(config), "--out", str(out), cwd=tmp_path)
-    signal_after(proc, out / "metrics.jsonl", 4)
-    code, err = finish(proc)
+    whole, config, out, code, err = signalled_train(cfg, tmp_path, 4)
     assert code == 75, err
     saved = sorted(p.name for p in (out / "resume").glob("rng_state_*.pth"))
     assert saved == ["rng_state_0.pth", "rng_state_1.pth"]
