@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _train_run import timed_train
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS, BATCH = 24, 4
@@ -34,16 +34,9 @@ def run(name: str, ranks: int, threads: int, accum: int, tmp: Path) -> dict:
            "--set", f"train.grad_accum={accum}", "--set", "train.eval_steps=1000",
            "--set", "eval.max_examples=0"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT / "src")}
-    started = time.time()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    wall = time.time() - started
-    result = json.loads((out / "result.json").read_text())
-    tps = result["tokens_per_s"]
+    _, figures, wall = timed_train(cmd, env, out, ranks)
     return {"setup": name, "ranks": ranks, "threads_per_rank": threads, "grad_accum": accum,
-            "effective_batch": result["plan"]["effective_batch"], "steps": result["final_step"],
-            "tokens_seen": result["tokens_seen"], "train_seconds": result["train_seconds"],
-            "tokens_per_s": tps, "tokens_per_s_per_rank": round(tps / ranks, 1),
-            "command_seconds": round(wall, 1)}
+            **figures, "command_seconds": round(wall, 1)}
 
 
 def main() -> None:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from _train_run import timed_train
 
 ROOT = Path(__file__).resolve().parents[1]
 # "speed": 12.7M parameters, micro-batch 4; "memory" (--memory): 52M parameters (830 MB of fp32
@@ -53,16 +53,9 @@ def run(name: str, ranks: int, sharding: str, accum: int, tmp: Path) -> dict:
         # its heap: FSDP's per-layer all-gather buffers stay resident and hide what sharding
         # saves. A fixed threshold hands large blocks back to the system when freed.
         env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-    started = time.time()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
-    wall = time.time() - started
-    result = json.loads((out / "result.json").read_text())
-    tps = result["tokens_per_s"]
+    result, figures, wall = timed_train(cmd, env, out, ranks)
     return {"setup": name, "ranks": ranks, "sharding": sharding, "grad_accum": accum,
-            "parameters": result["total_parameters"],
-            "effective_batch": result["plan"]["effective_batch"], "steps": result["final_step"],
-            "tokens_seen": result["tokens_seen"], "train_seconds": result["train_seconds"],
-            "tokens_per_s": tps, "tokens_per_s_per_rank": round(tps / ranks, 1),
+            "parameters": result["total_parameters"], **figures,
             "peak_rss_mb_rank0": result["peak_rss_mb"], "final_eval_loss":
             result["final_eval_loss"], "command_seconds": round(wall, 1)}
 
