@@ -194,3 +194,27 @@ def test_two_ranks_save_on_sigterm_and_resume_with_every_ranks_rng(tiny_config, 
     code, err = finish(tunelm("train", str(config), "--out", str(out), cwd=tmp_path))
     assert code == 0, err
     assert_same_curve(out, whole, steps=12)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_a_sharded_trial_saves_every_ranks_shards_on_sigterm_and_resumes_the_same_curve(
+        tiny_config, tmp_path, method):
+    # FSDP on 2 gloo ranks: each rank writes its own shard of the trainable weights and the
+    # optimizer state (torch.distributed.checkpoint) and reads it back on resume
+    cfg = tiny_config(model={"method": method},
+                      train={"max_steps": 12, "eval_steps": 4, "batch_size": 4, "devices": 2,
+                             "sharding": "fsdp", "learning_rate": 3e-3 if method == "lora"
+                             else 1e-3},
+                      lora={"dropout": 0.1})
+    whole, config, out, code, err = signalled_train(cfg, tmp_path, 4)
+    assert code == 75, err
+    kept = out / "resume"
+    assert sorted(p.name for p in kept.glob("rng_state_*.pth")) == ["rng_state_0.pth",
+                                                                     "rng_state_1.pth"]
+    shards = sorted(p.name for p in (kept / "sharded").glob("*.distcp"))
+    assert len(shards) == 2, shards  # one file per rank
+    assert not list(kept.glob("*.safetensors"))  # no gathered copy of the weights
+    code, err = finish(tunelm("train", str(config), "--out", str(out), cwd=tmp_path))
+    assert code == 0, err
+    assert_same_curve(out, whole, steps=12)

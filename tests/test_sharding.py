@@ -72,9 +72,6 @@ def test_the_trainer_accepts_the_fsdp_arguments():
      "search.objective exact_match needs task metrics, which a trial under train.sharding fsdp"),
     ({"devices": 2, "sharding": "fsdp"}, {}, {"objective": "rougeL"},
      "search.objective rougeL needs task metrics, which a trial under train.sharding fsdp"),
-    ({"devices": 2, "sharding": "fsdp", "checkpoint_minutes": 10}, {}, {},
-     "train.checkpoint_minutes 10.0 with train.sharding fsdp: resumable checkpoints of a sharded "
-     "trial are not supported yet"),
     ({"sharding": "zero3"}, {}, {}, "train.sharding must be one of none, fsdp, got 'zero3'"),
 ])
 def test_bad_sharding_configs_say_why(train, model, search, needle):

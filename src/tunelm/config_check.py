@@ -229,10 +229,6 @@ def _sharding(p: _Problems, cfg: Config) -> None:
             f"search.objective {cfg.search.objective} needs task metrics, which a trial under "
             "train.sharding fsdp does not compute (generation would need every rank); use "
             "search.objective=eval_loss, or score best/ afterwards with tunelm evaluate")
-    p.check(not _num(t.checkpoint_minutes) or t.checkpoint_minutes == 0,
-            f"train.checkpoint_minutes {t.checkpoint_minutes} with train.sharding fsdp: "
-            "resumable checkpoints of a sharded trial are not supported yet (a sharded trial "
-            "saves best/ only); set train.checkpoint_minutes=0, or train.sharding=none")
 
 
 def report_targets(value: str | list[str] | None) -> list[str]:

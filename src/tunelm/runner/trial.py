@@ -45,6 +45,7 @@ from .final_score import intermediate_eval_set, score_best, was_pruned
 from .launch import in_ranks, rank, run_on_ranks
 from .preflight import check_inputs, write_crash
 from .result import brief, trial_result
+from .sharded_checkpoint import ShardedTrainer
 from .sharding import save_model, shard_on_cpu, sharded
 from .task_eval import evaluate_task
 from .tracking import RunInfo, plain_run, tracking
@@ -257,7 +258,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
     shard_on_cpu(model, cfg, device)  # fsdp on gloo ranks; on CUDA the Trainer shards (args)
     # what pruning and early stopping read: a seeded subset of the eval set (final_score.py)
     eval_rows, eval_examples = intermediate_eval_set(cfg, data.eval)
-    trainer = Trainer(
+    # fsdp: each rank checkpoints its own shards (runner/sharded_checkpoint.py)
+    trainer = (ShardedTrainer if sharded(cfg) else Trainer)(
         model=model,
         args=args,
         train_dataset=ListDataset(data.train),
@@ -277,8 +279,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         trainer.callback_handler.callbacks.insert(0, NewHyperparameters())
         log.info("resuming the training state of %s", resume_from)
     saver = None
-    if resume is not None and not sharded(cfg):  # periodic checkpoints, one on SIGTERM (not
-        # under fsdp yet: config_check refuses checkpoint_minutes there)
+    if resume is not None:  # periodic checkpoints, one on SIGTERM
+        trainer.checkpoint_home = resume.home  # fsdp: where every rank writes its shard
         saver = checkpoint.Checkpointer(
             resume.home, cfg, checkpoint.interval_seconds(cfg.train.checkpoint_minutes, device),
             state=lambda: {"metrics": metrics.kept_state(), "guard": guard.kept_state(),
