@@ -35,6 +35,21 @@ def test_stops_a_dominated_curve_after_patience_evaluations():
     assert "2 evaluations in a row" in v.reason
 
 
+def test_a_gap_no_noise_explains_stops_a_curve_at_one_evaluation():
+    best = falling()
+    far = falling(scale=1.6)
+    v = decide(far[:1], [best])
+    assert v.prune and "+60.0% at step 3" in v.reason and "too far for the noise" in v.reason
+    assert not decide(far[:1], [best], decisive=None).prune  # off: it waits for a second one
+    assert not decide(falling(scale=1.2)[:1], [best]).prune  # 20%: inside the 25% it needs
+    # the wide gap scales with the margin: on curves whose noise gives a ~10% margin, 30%
+    # behind at one evaluation is not enough (it takes 4 x that margin)
+    jumpy = (0.0, 0.1, -0.1, 0.1, -0.1, 0.1)
+    noisy_best = falling(noise=jumpy)
+    v = decide(falling(scale=1.3, noise=jumpy)[:1], [noisy_best])
+    assert v.margin > 0.08 and not v.prune
+
+
 def test_keeps_a_curve_that_is_behind_only_once():
     best = falling()
     running = falling(scale=1.10)[:1] + falling()[1:3]  # behind at step 3, level after
@@ -89,6 +104,13 @@ def test_noise_is_the_deviation_from_a_monotone_fit():
     assert measured_noise([falling()]) == 0.0
     assert measured_noise([[(1, 1.0), (2, 1.2), (3, 0.8)]]) > 0.05
     assert measured_noise([[(1, 1.0), (2, 1.2)]]) == 0.0  # too short to tell
+
+
+def test_bad_decisive_settings_are_refused():
+    with pytest.raises(ValueError, match="decisive must be > 0"):
+        decide(falling(), [falling()], decisive=0)
+    with pytest.raises(ValueError, match="decisive_x >= 1"):
+        decide(falling(), [falling()], decisive_x=0.5)
 
 
 def test_bad_settings_are_refused():
