@@ -11,8 +11,8 @@ trials finished, trials pruned (and why), best eval loss, and the trials' wall s
 The data: paragraphs of the section-1 manual pages installed on this machine (`man -l FILE`,
 formatted as plain text), 256 for training and 48 held out, split by a hash of the page name
 so that no page is in both. The config is `tunelm recommend`'s for that file, with
-`data.max_eval_examples` and `data.max_length` capped as the grids are (see search_efficiency.py)
-so that a run takes minutes on a 2-core CPU.
+`data.max_eval_examples`, `data.max_length` and `train.max_steps` capped (CAP, STEPS below) so
+that a run takes minutes on one core of a 2-core CPU.
 
     .venv/bin/python benchmarks/live_compare.py                  # 2 x 20 minutes, then the table
     .venv/bin/python benchmarks/live_compare.py --minutes 5 --only adaptive
@@ -41,7 +41,12 @@ CONTENDERS = {  # label: search section overrides
     "new default (adaptive + curve pruner)": {"strategy": "adaptive", "pruner": "none",
                                               "curve_pruner": True},
 }
-CAP = {"max_eval_examples": 48, "max_length": 256}
+CAP = {"max_eval_examples": 24, "max_length": 128}
+# The recommended config trains 3 epochs (192 steps of 4 examples): one such trial takes longer
+# than the 20 minutes on one core of this CPU, so no study would finish a trial. Capped at 32
+# steps, 4 evaluations, a trial takes about 5 minutes on one core: the scale of the issue's
+# report (4 trials in 20 minutes), the same cap for both contenders.
+STEPS = {"max_steps": 32, "eval_steps": 8}
 
 
 def man_text(path: Path) -> str:
@@ -121,6 +126,7 @@ def base_config(paths: dict) -> dict:
     raw["data"].update(eval=paths["eval"], **CAP)
     raw["data"]["max_length"] = min(raw["data"].get("max_length") or CAP["max_length"],
                                     CAP["max_length"])
+    raw["train"].update(STEPS)
     raw["eval"] = {"metric": "none"}
     return raw
 

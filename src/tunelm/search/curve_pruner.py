@@ -93,7 +93,7 @@ def _final(points: Points, direction: str) -> float:
     return min(finite) if direction == "minimize" else -max(finite)
 
 
-DECISIVE = 0.25  # behind by a quarter or more (and DECISIVE_X margins): one evaluation is enough
+DECISIVE = 0.5  # behind by half or more (and DECISIVE_X margins): one evaluation is enough
 DECISIVE_X = 4.0
 
 
