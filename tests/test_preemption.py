@@ -215,6 +215,12 @@ def test_a_sharded_trial_saves_every_ranks_shards_on_sigterm_and_resumes_the_sam
     shards = sorted(p.name for p in (kept / "sharded").glob("*.distcp"))
     assert len(shards) == 2, shards  # one file per rank
     assert not list(kept.glob("*.safetensors"))  # no gathered copy of the weights
+    if method == "lora":  # the adapter and its optimizer state, not the frozen (tied) weights
+        import torch.distributed.checkpoint as dcp
+
+        saved = dcp.FileSystemReader(str(kept / "sharded")).read_metadata().state_dict_metadata
+        weights = [k for k in saved if k.startswith("model.")]
+        assert weights and all("lora_" in k for k in weights), weights
     code, err = finish(tunelm("train", str(config), "--out", str(out), cwd=tmp_path))
     assert code == 0, err
     assert_same_curve(out, whole, steps=12)
