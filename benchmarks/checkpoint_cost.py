@@ -7,16 +7,27 @@ the embedded SmolLM2-135M with LoRA. The seconds come from the checkpoint log li
 `train.log`; the bytes from `<trial>/resume` at the end of training; the step time is the
 training time without the saves, per step. Writes benchmarks/data/checkpoint_cost.json.
 
-    OMP_NUM_THREADS=2 PYTHONPATH=src .venv/bin/python benchmarks/checkpoint_cost.py [tiny|smollm2]
+`fsdp-lora` and `fsdp-full`: the tiny model on 2 gloo ranks under `train.sharding fsdp`, where
+each rank writes its own shard (`runner/sharded_checkpoint.py`). A trial on several ranks takes
+no in-process callback, so this runs `tunelm train` and stops it with SIGTERM after a few saves
+(the checkpoint is kept, exit 75); the bytes are those of `<trial>/resume` then, the step time
+the time between two saves' log lines (a step and a save) less the save.
+
+    OMP_NUM_THREADS=2 PYTHONPATH=src .venv/bin/python benchmarks/checkpoint_cost.py [tiny|smollm2|fsdp-lora|fsdp-full]
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from datetime import datetime
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -28,6 +39,9 @@ MODELS = {  # name: (preset, steps, overrides)
     "smollm2": ("presets/demo.yaml", 6, {"data.max_eval_examples": 4}),
 }
 SAVE_LINE = re.compile(r"checkpoint \| step (\d+) \| ([0-9.]+) s")
+SHARDED = {"fsdp-lora": "lora", "fsdp-full": "full"}  # name: model.method, 2 ranks, fsdp
+TIMED_SAVE_LINE = re.compile(
+    r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*checkpoint \| step (\d+) \| ([0-9.]+) s", re.M)
 
 
 class DiskSize(TrainerCallback):
@@ -64,11 +78,49 @@ def measure(name: str, tmp: Path) -> dict:
                 size.files.items(), key=lambda kv: -kv[1])[:4])}
 
 
+def measure_sharded(name: str, tmp: Path, saves_wanted: int = 6) -> dict:
+    """The tiny model on 2 ranks under fsdp: `tunelm train`, SIGTERM after `saves_wanted` saves."""
+    out = tmp / name
+    cmd = [sys.executable, "-m", "tunelm", "-q", "train", "presets/tiny.yaml", "--out", str(out),
+           "--devices", "2", "--sharding", "fsdp", "--set", f"model.method={SHARDED[name]}",
+           "--set", "train.max_steps=400", "--set", "train.eval_steps=1000",
+           "--set", f"train.checkpoint_minutes={EVERY_STEP}", "--set", "eval.metric=none",
+           "--set", "train.save_best=false"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    log = out / "train.log"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(SAVE_LINE.findall(log.read_text())) >= saves_wanted:
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.2)
+    _, err = proc.communicate(timeout=300)
+    if proc.returncode != 75:
+        raise SystemExit(f"{name}: expected exit 75 after SIGTERM, got {proc.returncode}: {err}")
+    lines = TIMED_SAVE_LINE.findall(log.read_text())
+    stamps = [datetime.strptime(t, "%Y-%m-%d %H:%M:%S,%f").timestamp() for t, _, _ in lines]
+    saves = [float(s) for _, _, s in lines]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]  # one step and one save
+    step_s = statistics.median(gaps) - statistics.median(saves)
+    kept = [p for p in (out / "resume").rglob("*") if p.is_file()]
+    return {"model": name, "preset": "presets/tiny.yaml", "ranks": 2, "sharding": "fsdp",
+            "method": SHARDED[name], "steps": int(lines[-1][1]), "saves": len(saves),
+            "save_seconds_median": round(statistics.median(saves), 3),
+            "save_seconds_max": round(max(saves), 3), "step_seconds": round(step_s, 3),
+            "save_per_step": round(statistics.median(saves) / step_s, 3),
+            "checkpoint_bytes": sum(p.stat().st_size for p in kept),
+            "largest_files": {p.name: p.stat().st_size for p in sorted(
+                kept, key=lambda p: -p.stat().st_size)[:4]}}
+
+
 def main(names: list[str]) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            rows.append(measure(name, Path(tmp)))
+            run = measure_sharded if name in SHARDED else measure
+            rows.append(run(name, Path(tmp)))
             print(json.dumps(rows[-1]))
     path = ROOT / "benchmarks/data/checkpoint_cost.json"
     old = {r["model"]: r for r in json.loads(path.read_text())} if path.exists() else {}
@@ -81,4 +133,4 @@ def main(names: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or list(MODELS))
+    main(sys.argv[1:] or [*MODELS, *SHARDED])

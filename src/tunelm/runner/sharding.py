@@ -9,6 +9,8 @@ rank. Two things follow for the trial:
   collective: at each new best eval loss every rank joins `save_model` and rank 0 alone writes
   a normal checkpoint (`save_pretrained`: full weights, or the adapter), which reloads without
   FSDP and exports like any other.
+- **Resumable checkpoints rank by rank.** A periodic or SIGTERM checkpoint is each rank's shard
+  of the trainable weights and optimizer state (`sharded_checkpoint.py`), never gathered.
 - **No task metrics by generation.** Generation on sharded weights would need every rank to run
   the same forwards in step; a trial scores eval loss only, and `tunelm evaluate` scores best/
   afterwards (config_check refuses `search.objective exact_match` under fsdp).

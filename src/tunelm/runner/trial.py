@@ -280,7 +280,8 @@ def _train(cfg: Config, out: Path, model, tokenizer, data, plan, precision, devi
         log.info("resuming the training state of %s", resume_from)
     saver = None
     if resume is not None:  # periodic checkpoints, one on SIGTERM
-        trainer.checkpoint_home = resume.home  # fsdp: where every rank writes its shard
+        if isinstance(trainer, ShardedTrainer):
+            trainer.checkpoint_home = resume.home  # where every rank writes its shard
         saver = checkpoint.Checkpointer(
             resume.home, cfg, checkpoint.interval_seconds(cfg.train.checkpoint_minutes, device),
             state=lambda: {"metrics": metrics.kept_state(), "guard": guard.kept_state(),
