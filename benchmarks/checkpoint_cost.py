@@ -44,16 +44,27 @@ TIMED_SAVE_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*checkpoint \| step (\d+) \| ([0-9.]+) s", re.M)
 
 
+def disk(resume: Path) -> tuple[int, dict]:
+    """(bytes, the 4 largest files by name) of a kept checkpoint directory."""
+    sizes = {p.name: p.stat().st_size for p in resume.rglob("*") if p.is_file()}
+    return sum(sizes.values()), dict(sorted(sizes.items(), key=lambda kv: -kv[1])[:4])
+
+
+def figures(saves: list[float], step_s: float) -> dict:
+    """The save seconds against the training step, as every row reports them."""
+    return {"saves": len(saves), "save_seconds_median": round(statistics.median(saves), 3),
+            "save_seconds_max": round(max(saves), 3), "step_seconds": round(step_s, 3),
+            "save_per_step": round(statistics.median(saves) / step_s, 3)}
+
+
 class DiskSize(TrainerCallback):
     """The bytes and files of `<trial>/resume` when training ends (it is deleted after)."""
 
     def __init__(self, out: Path):
-        self.out, self.bytes, self.files = out, 0, {}
+        self.out, self.bytes, self.largest = out, 0, {}
 
     def on_train_end(self, args, state, control, **kw):
-        kept = [p for p in (self.out / "resume").rglob("*") if p.is_file()]
-        self.bytes = sum(p.stat().st_size for p in kept)
-        self.files = {p.name: p.stat().st_size for p in kept}
+        self.bytes, self.largest = disk(self.out / "resume")
 
 
 def measure(name: str, tmp: Path) -> dict:
@@ -70,12 +81,8 @@ def measure(name: str, tmp: Path) -> dict:
     saves = [float(s) for _, s in SAVE_LINE.findall((out / "train.log").read_text())]
     step_s = (result["train_seconds"] - sum(saves)) / result["final_step"]
     return {"model": name, "preset": preset, "steps": result["final_step"],
-            "trainable_parameters": result["trainable_parameters"], "saves": len(saves),
-            "save_seconds_median": round(statistics.median(saves), 3),
-            "save_seconds_max": round(max(saves), 3), "step_seconds": round(step_s, 3),
-            "save_per_step": round(statistics.median(saves) / step_s, 3),
-            "checkpoint_bytes": size.bytes, "largest_files": dict(sorted(
-                size.files.items(), key=lambda kv: -kv[1])[:4])}
+            "trainable_parameters": result["trainable_parameters"], **figures(saves, step_s),
+            "checkpoint_bytes": size.bytes, "largest_files": size.largest}
 
 
 def measure_sharded(name: str, tmp: Path, saves_wanted: int = 6) -> dict:
@@ -104,15 +111,10 @@ def measure_sharded(name: str, tmp: Path, saves_wanted: int = 6) -> dict:
     saves = [float(s) for _, _, s in lines]
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]  # one step and one save
     step_s = statistics.median(gaps) - statistics.median(saves)
-    kept = [p for p in (out / "resume").rglob("*") if p.is_file()]
+    size, largest = disk(out / "resume")
     return {"model": name, "preset": "presets/tiny.yaml", "ranks": 2, "sharding": "fsdp",
-            "method": SHARDED[name], "steps": int(lines[-1][1]), "saves": len(saves),
-            "save_seconds_median": round(statistics.median(saves), 3),
-            "save_seconds_max": round(max(saves), 3), "step_seconds": round(step_s, 3),
-            "save_per_step": round(statistics.median(saves) / step_s, 3),
-            "checkpoint_bytes": sum(p.stat().st_size for p in kept),
-            "largest_files": {p.name: p.stat().st_size for p in sorted(
-                kept, key=lambda p: -p.stat().st_size)[:4]}}
+            "method": SHARDED[name], "steps": int(lines[-1][1]), **figures(saves, step_s),
+            "checkpoint_bytes": size, "largest_files": largest}
 
 
 def main(names: list[str]) -> None:
