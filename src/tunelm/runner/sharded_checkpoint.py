@@ -50,11 +50,12 @@ def _frozen(model) -> set[str]:
     return {n for n, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
 
 
-def _state(model, optimizer) -> dict:
+def _state(model, optimizer, frozen: set[str]) -> dict:
+    """The trainable weights and the optimizer state; `frozen`: `_frozen(model)`."""
     from torch.distributed.checkpoint.state_dict import get_state_dict
 
     weights, optim = get_state_dict(model, optimizer, options=_options())
-    frozen = _frozen(model)  # ignore_frozen_params keeps a tied head: 113 MB for SmolLM2
+    # ignore_frozen_params keeps a tied head (113 MB for SmolLM2): `frozen` names it
     return {"model": {k: v for k, v in weights.items() if k not in frozen}, "optimizer": optim}
 
 
@@ -63,7 +64,7 @@ def save_shards(model, optimizer, directory: Path) -> None:
     (DCP: one file per rank and rank 0's metadata). A collective: every rank calls it."""
     import torch.distributed.checkpoint as dcp
 
-    dcp.save(_state(model, optimizer), checkpoint_id=str(directory))
+    dcp.save(_state(model, optimizer, _frozen(model)), checkpoint_id=str(directory))
 
 
 def load_shards(model, optimizer, directory: Path) -> None:
@@ -72,11 +73,11 @@ def load_shards(model, optimizer, directory: Path) -> None:
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import set_state_dict
 
-    state = _state(model, optimizer)  # the layout to read into
+    frozen = _frozen(model)
+    state = _state(model, optimizer, frozen)  # the layout to read into
     dcp.load(state, checkpoint_id=str(directory))
     keys = set_state_dict(model, optimizer, model_state_dict=state["model"],
                           optim_state_dict=state["optimizer"], options=_options(strict=False))
-    frozen = _frozen(model)
     missing = [k for k in keys.missing_keys if k not in frozen]
     if missing or keys.unexpected_keys:  # the model is not the one that saved the checkpoint
         raise RuntimeError(f"the sharded checkpoint {directory} does not fit this model: missing "
