@@ -3,7 +3,8 @@
 A trial of a strategy reads the recorded run of its configuration instead of training it:
 
 - its eval losses are the recorded ones, reported to Optuna at their steps (so pruners act on
-  them exactly as they would on a live run), up to the step where it stops;
+  them exactly as they would on a live run, and, as there, are not asked at the last one:
+  `pruners.asks_pruner`), up to the step where it stops;
 - its cost is the recorded seconds (CPU seconds of the recording process where recorded: on a
   shared machine the wall clock measures the neighbours' load as much as the configuration)
   x the share of the recorded steps it read (a probe at 20%, a
@@ -33,7 +34,7 @@ from _recording import FINISHED, LOSS_SELECTION, Grid, Run, Selection, Trace, _T
 from tunelm.config import from_dict
 from tunelm.search.dimensions import Dimension
 from tunelm.search.proposals import Curve
-from tunelm.search.pruners import make_pruner
+from tunelm.search.pruners import asks_pruner, make_pruner
 from tunelm.search.strategies import SearchStrategy, strategy_named
 
 __all__ = ["FINISHED", "LR_INDEX", "STRATEGIES", "Grid", "Run", "Selection", "Trace", "replay",
@@ -151,7 +152,7 @@ def replay_optuna(grid: Grid, name: str, seed: int,
         run = grid.run_of(_suggest(trial, grid))
         for step, loss in run.evals:
             trial.report(loss if math.isfinite(loss) else math.inf, step)
-            if trial.should_prune():
+            if asks_pruner(step, grid.planned_steps) and trial.should_prune():
                 track.trace.pruned += 1
                 track.add(run, run.cost_to(step), finished_full=False)
                 raise optuna.TrialPruned()

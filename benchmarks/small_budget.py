@@ -50,7 +50,7 @@ from _recording import LOSS_SELECTION, Selection  # noqa: E402
 from _replay import LR_INDEX, Grid, Trace, _nearest, _suggest, _Tracker, replay  # noqa: E402
 
 from tunelm.search.adaptive import HANDOVER, RUN, STOP, Adaptive, Outcome  # noqa: E402
-from tunelm.search.pruners import DivergencePruner, make_pruner  # noqa: E402
+from tunelm.search.pruners import DivergencePruner, asks_pruner, make_pruner  # noqa: E402
 
 DATA = HERE / "data"
 TASKS = ("docstrings", "contracts")
@@ -81,7 +81,7 @@ def _objective(grid: Grid, track: _Tracker, outcomes: list, selection: Selection
         run = grid.run_of(params)
         for step, loss in run.evals:
             trial.report(loss if math.isfinite(loss) else math.inf, step)
-            if trial.should_prune():
+            if asks_pruner(step, grid.planned_steps) and trial.should_prune():
                 track.trace.pruned += 1
                 track.add(run, run.cost_to(step), finished_full=False)
                 outcomes.append(Outcome(params, "pruned"))

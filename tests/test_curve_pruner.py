@@ -161,3 +161,26 @@ def test_an_inner_pruner_still_stops_a_trial():
     study = _study(CurvePruner(Always()))
     state, reason = _run(study, falling())
     assert state == optuna.trial.TrialState.PRUNED and reason is None
+
+
+def test_a_curve_that_led_is_not_stopped_on_one_wide_gap():
+    # a higher rate: ahead at the first two evaluations, then 55% behind once (its rate is still
+    # high), as recorded on the demo task at step 15 of 20; it passed again at step 20
+    best = [(5, 0.325), (10, 0.080), (15, 0.033), (20, 0.027)]
+    bump = [(5, 0.259), (10, 0.0507), (15, 0.0565)]
+    v = decide(bump, [best])
+    assert not v.prune and "within the margin" in v.reason
+    # the same gap in a curve that trailed from the start is stopped at once
+    trailing = [(5, 0.50)]
+    assert decide(trailing, [best]).prune
+    # and a curve that led, then trails twice in a row, is stopped by the patience rule
+    v = decide(bump + [(20, 0.05)], [best])
+    assert v.prune and "2 evaluations in a row" in v.reason
+
+
+def test_the_pruner_is_never_asked_at_a_runs_last_evaluation():
+    from tunelm.search.pruners import asks_pruner
+
+    assert asks_pruner(15, 20) and asks_pruner(1, 20)
+    assert not asks_pruner(20, 20)
+    assert not asks_pruner(21, 20)  # a resumed run logs past its plan: not asked either

@@ -31,6 +31,18 @@ def test_demo_recommends_searches_compares_and_reports(tmp_path, capsys):
                                                       rel=0.01)
     for t in tried:
         assert (t["state"] == "PRUNED") == bool(t["why_stopped"])
+        # a finished trial scored its best checkpoint's exact match itself; a stopped one did not
+        assert (t["exact_match"] is None) == (t["state"] == "PRUNED")
+    # the tuned rows are the trials' own final scores; the base model alone is scored afterwards
+    best = next(t for t in tried if t["learning_rate"] == record["rows"][-1]["learning_rate"]
+                and t["state"] == "COMPLETE")
+    own = json.loads((out / "trials" / f"{best['trial']:04d}" / "result.json").read_text())
+    assert record["rows"][-1]["exact_match"] == own["task_metrics"]["exact_match"]
+    assert record["rows"][-1]["eval_loss"] == own["final_score"]["eval_loss"]
+    base = json.loads((out / "compare" / "base" / "evaluation.json").read_text())
+    assert list(base["models"]) == ["base"]
+    assert record["rows"][0]["eval_loss"] == base["models"]["base"]["eval_loss"]
+    assert record["recommended_steps"] > record["steps"] == 10
     assert set(record["split_seconds"]) == {"recommend", "search", "scoring", "report"}
     assert (out / "recommendation.txt").read_text().strip()
     assert (out / "report.html").exists() and record["report"]

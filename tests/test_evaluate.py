@@ -146,6 +146,15 @@ def test_comparison_rows():
     only = comparison({"tuned": {"eval_loss": 0.5, "task": {}}})
     assert only == [{"figure": "eval loss", "indent": False, "base": None, "tuned": 0.5,
                      "change": None, "kind": "loss"}]
+    # the base model alone (evaluate_run(tuned=False)): its figures, nothing to compare with
+    base = comparison({"base": scored["base"]})
+    assert [r["figure"] for r in base] == ["eval loss", "exact match", "parse rate", "sum"]
+    assert all(r["tuned"] is None and r["change"] is None for r in base)
+
+
+def test_scoring_neither_model_is_refused():
+    with pytest.raises(ValueError, match="tuned model, the base model or both"):
+        evaluate_run("no-such-run", "no-such.jsonl", tuned=False)
 
 
 def test_prediction_rows_line_up_outputs_losses_and_matches():

@@ -56,3 +56,24 @@ def test_the_pruners_view_leaves_the_study_as_it_was():
         run_trial(study, GOOD, 2, 0.5)
     assert study.direction == optuna.study.StudyDirection.MAXIMIZE
     assert study.best_value == 0.5
+
+
+def test_the_reporter_does_not_ask_the_pruner_at_the_last_step():
+    """A trial at its last evaluation has nothing left to save but its final score: the
+    reporter stops training at any earlier evaluation the pruner rejects, not at that one."""
+    from transformers import TrainerControl, TrainerState
+
+    from tunelm.search.objective import OptunaReporter
+
+    class Always(optuna.pruners.BasePruner):
+        def prune(self, study, trial):
+            return True
+
+    study = optuna.create_study(pruner=Always())
+    reporter = OptunaReporter(study.ask())
+    for step, stops in ((10, True), (20, False)):
+        state, control = TrainerState(global_step=step, max_steps=20), TrainerControl()
+        reporter.pruned_at = None
+        reporter.on_evaluate(None, state, control, metrics={"eval_loss": BAD})
+        assert control.should_training_stop is stops
+        assert reporter.pruned_at == (step if stops else None)

@@ -180,12 +180,18 @@ def _score(model, tok, cfg, records, examples, eval_cfg, device, precision):
 
 def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False,
                  out: str | Path | None = None, metric: str | None = None,
-                 max_examples: int | None = None, study_name: str | None = None) -> dict:
+                 max_examples: int | None = None, study_name: str | None = None,
+                 tuned: bool = True) -> dict:
     """Score the tuned model of `target` (and the base model with `baseline`) on `data`; write
     evaluation.json and evaluation_predictions.jsonl to `out` (default RUN/eval-<data stem>/).
 
     `metric` overrides the run's eval.metric; `max_examples` caps how many examples are
-    generated for the task metric (default: all of them; eval loss always uses all)."""
+    generated for the task metric (default: all of them; eval loss always uses all). `tuned`
+    False (with `baseline`): the base model alone, scored as the run would score it (its
+    config, its eval settings), where the tuned model's figures are known already (a trial's
+    own final score: `demo`)."""
+    if not (tuned or baseline):
+        raise ValueError("evaluate_run scores the tuned model, the base model or both")
     if metric is not None and form_problem(metric):
         raise ConfigError(form_problem(metric).replace("eval.metric", "--metric", 1))
     if max_examples is not None and max_examples < 1:
@@ -216,18 +222,20 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
                 model, tok, cfg, records, examples, eval_cfg, device, precision)
         log.info("base model | eval loss %.4f | %s", scored["base"]["eval_loss"],
                  _brief(scored["base"]["task"]))
-    if full:
-        load_best(model, tgt.run_dir / "best", "full")
-    scored["tuned"], outputs["tuned"], losses["tuned"] = _score(
-        model, tok, cfg, records, examples, eval_cfg, device, precision)
-    log.info("tuned model | eval loss %.4f | %s", scored["tuned"]["eval_loss"],
-             _brief(scored["tuned"]["task"]))
-    metric_used = scored["tuned"]["task"].get("metric", "none")
+    if tuned:
+        if full:
+            load_best(model, tgt.run_dir / "best", "full")
+        scored["tuned"], outputs["tuned"], losses["tuned"] = _score(
+            model, tok, cfg, records, examples, eval_cfg, device, precision)
+        log.info("tuned model | eval loss %.4f | %s", scored["tuned"]["eval_loss"],
+                 _brief(scored["tuned"]["task"]))
+    shown = "tuned" if tuned else "base"
+    metric_used = scored[shown]["task"].get("metric", "none")
     result = {
         "run": str(tgt.run_dir), "study": tgt.study, "trial": tgt.trial,
         "model": cfg.model.name, "method": cfg.model.method, "data": str(data),
         "examples": len(records), "examples_with_labels": len(examples),
-        "generated": len(outputs["tuned"]), "metric": metric_used,
+        "generated": len(outputs[shown]), "metric": metric_used,
         "device": device, "precision": precision, "batch_size": cfg.train.batch_size,
         "models": scored, "comparison": comparison(scored),
         "out": str(out_dir), "wall_seconds": round(time.time() - started, 1),
@@ -241,12 +249,13 @@ def evaluate_run(target: str | Path, data: str | Path, *, baseline: bool = False
 
 def comparison(scored: dict) -> list[dict]:
     """The side-by-side table as data: one row per figure, base and tuned values (None where
-    absent), and the change."""
+    absent: a model not scored), and the change."""
     names = [("eval loss", ("eval_loss",)), ("exact match", ("task", "exact_match")),
              ("parse rate", ("task", "parse_rate"))]
-    fields = scored["tuned"]["task"].get("field_accuracy") or {}
+    task = (scored.get("tuned") or scored["base"])["task"]
+    fields = task.get("field_accuracy") or {}
     names += [(f"  {k}", ("task", "field_accuracy", k)) for k in fields]
-    others = [k for k, v in scored["tuned"]["task"].items() if k not in (
+    others = [k for k, v in task.items() if k not in (
         "exact_match", "parse_rate", "n", "metric") and isinstance(v, (int, float))]
     names += [(k, ("task", k)) for k in others]  # rougeL, chrf, accuracy, a function's scores
     rows = []

@@ -12,14 +12,15 @@ def add(sub) -> None:
         sub, "demo", "the whole loop on the embedded default: recommend, search, compare, report",
         """
             tunelm demo                       # recommend, a 3-trial search, compare; runs/demo
-            tunelm demo --out runs/demo2 --steps 60
+            tunelm demo --out runs/demo2 --steps 40 --eval 40   # longer runs: ~12 min on 2 cores
         """,
     )
     p.add_argument("--out", default="runs/demo", help="study directory (default runs/demo)")
-    p.add_argument("--steps", type=int, default=40,
-                   help="steps of a full run, the same cap for every run (default 40)")
+    p.add_argument("--steps", type=int, default=12,
+                   help="steps of a full run, the same cap for every run (default 12; the "
+                        "recommended run is 150)")
     p.add_argument("--train", type=int, default=200, help="training examples (default 200)")
-    p.add_argument("--eval", type=int, default=40, help="held-out examples (default 40)")
+    p.add_argument("--eval", type=int, default=24, help="held-out examples (default 24)")
     p.add_argument("--model", default="smollm2-135m", help=argparse.SUPPRESS)  # tests: tiny
     p.set_defaults(func=run)
 
@@ -30,7 +31,10 @@ def run(args) -> int:
     result = run_demo(args.out, model=args.model, train_size=args.train, eval_size=args.eval,
                       steps=args.steps)
     print(f"\nthe comparison on {args.eval} held-out contracts (exact match of the parsed JSON; "
-          "eval loss on the completion tokens):")
+          "eval loss on the completion tokens);")
+    print(f"every run capped at {result.steps} steps, where the recommended run is "
+          f"{result.recommended_steps}: the recommended rate is set for the whole run, and a "
+          "run this short can favour a higher one")
     print(table(result.rows))
     print("\nwhat the search tried (eval loss: the best each trial reached before it ended):")
     print(tried_table(result.tried))

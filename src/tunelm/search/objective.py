@@ -37,15 +37,17 @@ from .curve_pruner import recorded_reason
 from .goal import LOSS, direction_of, value_of
 from .interrupt import is_disk_full, mark
 from .preemption import PREEMPTED_ATTR, requeue, trial_dir
+from .pruners import asks_pruner
 from .space import Dimension, apply, suggest
 
 log = logging.getLogger("tunelm.search")
 
 
 class OptunaReporter(TrainerCallback):
-    """Reports every eval loss to the trial at its step; stops training when the pruner says so.
-    The eval loss whatever the objective: it is the only value measured at eval steps (a task
-    metric is scored once, after training: `goal.py`)."""
+    """Reports every eval loss to the trial at its step; stops training when the pruner says so
+    (it is not asked at the run's last step: `pruners.asks_pruner`). The eval loss whatever the
+    objective: it is the only value measured at eval steps (a task metric is scored once, after
+    training: `goal.py`)."""
 
     def __init__(self, trial: optuna.Trial):
         self.trial = trial
@@ -56,7 +58,7 @@ class OptunaReporter(TrainerCallback):
         if loss is None:
             return
         self.trial.report(float(loss) if math.isfinite(loss) else float("inf"), state.global_step)
-        if self.trial.should_prune():
+        if asks_pruner(state.global_step, state.max_steps) and self.trial.should_prune():
             self.pruned_at = state.global_step
             control.should_training_stop = True
 

@@ -44,6 +44,16 @@ def loss_view(study: optuna.Study) -> optuna.Study:
                         sampler=study.sampler, pruner=study.pruner)
 
 
+def asks_pruner(step: int, last_step: int) -> bool:
+    """Whether the evaluation at `step` of a run planned for `last_step` steps is put to the
+    pruner: every one but the last. Stopping a trial at its last evaluation saves no training,
+    only its final score on the whole eval set, which is what the search chooses on (the
+    evaluations at eval steps may use a subset of it, `eval.pruning_examples`, and the two can
+    disagree); a trial pruned there would be thrown away at full cost. A loss that turns NaN or
+    explodes there still ends the run: the runner's health guard stops it."""
+    return step < last_step
+
+
 class DivergencePruner(BasePruner):
     """Prunes a trial whose last eval loss is NaN/inf or more than `factor` times its own best;
     otherwise defers to `inner` (another pruner, or none), which compares the losses in the
