@@ -18,8 +18,8 @@ base model's scores under compare/, demo.json with both tables and the time each
 report.html.
 
 The CPU sizing, chosen so that `make demo` runs in under 8 minutes from a fresh clone on a 2-core
-CPU (docs/benchmarks.md): every trial is capped at the same number of steps (`steps`, 12 by
-default: 48 examples at batch 4, where the recommended run is 150 steps), evaluated 4 times; that
+CPU (docs/benchmarks.md): every trial is capped at the same number of steps (`steps`, 8 by
+default: 32 examples at batch 4, where the recommended run is 150 steps), evaluated 4 times; that
 cap is the only change to the recommended config apart from the size of the held-out set (24
 by default), and it is the same for every trial. So short a run favours a higher learning rate
 than the recommendation, which is set for the whole run: on this task the search finds it. The
@@ -97,7 +97,7 @@ def demo_config(work: Path, model: str, train_size: int, eval_size: int, steps: 
 
 
 def run_demo(out: str | Path = "runs/demo", *, model: str = "smollm2-135m",
-             train_size: int = 200, eval_size: int = 24, steps: int = 12,
+             train_size: int = 200, eval_size: int = 24, steps: int = 8,
              trials: int = 3) -> DemoResult:
     """Recommend, search, compare and report on the embedded default (see the module doc)."""
     from .search import run_search

@@ -16,8 +16,8 @@ def add(sub) -> None:
         """,
     )
     p.add_argument("--out", default="runs/demo", help="study directory (default runs/demo)")
-    p.add_argument("--steps", type=int, default=12,
-                   help="steps of a full run, the same cap for every run (default 12)")
+    p.add_argument("--steps", type=int, default=8,
+                   help="steps of a full run, the same cap for every run (default 8)")
     p.add_argument("--train", type=int, default=200, help="training examples (default 200)")
     p.add_argument("--eval", type=int, default=24, help="held-out examples (default 24)")
     p.add_argument("--model", default="smollm2-135m", help=argparse.SUPPRESS)  # tests: tiny
