@@ -12,7 +12,7 @@ def add(sub) -> None:
         sub, "demo", "the whole loop on the embedded default: recommend, search, compare, report",
         """
             tunelm demo                       # recommend, a 3-trial search, compare; runs/demo
-            tunelm demo --out runs/demo2 --steps 40 --eval 40   # longer runs: ~12 min on 2 cores
+            tunelm demo --out runs/demo2 --steps 40 --eval 40   # longer runs, sized as before
         """,
     )
     p.add_argument("--out", default="runs/demo", help="study directory (default runs/demo)")
