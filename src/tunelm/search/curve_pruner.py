@@ -109,9 +109,9 @@ def decide(running: Points, finished: Sequence[Points], direction: str = "minimi
            decisive: float | None = DECISIVE, decisive_x: float = DECISIVE_X) -> Verdict:
     """Prune `running` when its best-so-far value trails the best finished curve's at the same
     steps by more than max(floor, z x measured noise), relatively, at each of its last
-    `patience` shared evaluations, or at its last one alone by more than max(decisive,
-    decisive_x x that margin) when it trailed by more than the margin at every shared
-    evaluation before (`decisive` None: never on one evaluation). `finished` holds only
+    `patience` shared evaluations, or, while it has fewer than `patience` of them, at its last
+    one alone by more than max(decisive, decisive_x x that margin) when it trailed by more than
+    the margin at every one (`decisive` None: never on one evaluation). `finished` holds only
     comparable curves (same step plan)."""
     if patience < 1 or z < 0 or floor < 0:
         raise ValueError(f"patience must be >= 1, z and floor >= 0; got {patience}, {z}, {floor}")
@@ -135,9 +135,11 @@ def decide(running: Points, finished: Sequence[Points], direction: str = "minimi
         elif math.isfinite(r) and r != 0:
             gaps.append((step, s * (v - r) / abs(r)))
     wide = None if decisive is None else max(decisive, decisive_x * margin)
-    always_behind = all(g > margin for _, g in gaps)
-    if gaps and wide is not None and gaps[-1][1] > wide and always_behind and (
-            len(gaps) < patience or any(g <= margin for _, g in gaps[-patience:])):
+    # one evaluation decides only while there are fewer than `patience` to go by: a curve
+    # behind at all of `patience` or more is stopped by the rule below, and one that was
+    # within the margin at any of them is not stopped on a single wide gap
+    if (wide is not None and 0 < len(gaps) < patience and gaps[-1][1] > wide
+            and all(g > margin for _, g in gaps)):
         step, g = gaps[-1]
         return Verdict(True, f"behind the best finished trial's curve by {g:+.1%} at step "
                        f"{step}, beyond {wide:.0%} (the larger of {decisive:.0%} and {decisive_x:g}"
